@@ -1,0 +1,539 @@
+"""``insiders load``: raw invoice files into the warehouse's raw tables, checked, idempotent and atomic.
+
+The load runs in three phases:
+
+1. **Inspect** the file without touching the warehouse: sha256 of its content (decompressed for ``.gz``, so
+   the same content loads once whatever its compression), line count for progress, encoding check, and a
+   complete read of a gzip stream so that a truncated download fails here.
+2. **Parse** it in chunks: every line is typed into the canonical columns or set aside with its line number
+   and the reason it could not be read.
+3. **Write** everything in one transaction: raw lines, rejected lines and one load-log row. PostgreSQL
+   receives the lines through ``COPY``; DuckDB scans each chunk natively. A failure anywhere rolls back,
+   so the warehouse is exactly as it was.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import io
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from insiders import layouts, raw_schema
+from insiders.errors import InputFileError, WarehouseError
+from insiders.warehouse import Warehouse
+
+BLOCK_BYTES = 8 << 20  # CSV bytes per batch: about 100,000 lines of the Online Retail layout
+EXCEL_CHUNK_ROWS = 100_000
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+# Lines per load that may be rejected before the whole file is refused (a high share means a wrong file).
+DEFAULT_MAX_REJECTED_SHARE = 0.05
+# Serialises concurrent loads on PostgreSQL (pg_advisory_xact_lock key).
+LOAD_LOCK_KEY = 0x1A5D_E250
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What the inspection pass learnt about a file."""
+
+    path: Path
+    kind: str  # csv, csv.gz or xlsx
+    sha256: str
+    encoding: str
+    lines: int  # physical lines (CSV) or rows (Excel), header included
+    ends_with_newline: bool = True
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The outcome of one ``insiders load``."""
+
+    load_id: str | None
+    file_name: str
+    sha256: str
+    layout: str
+    lines_read: int
+    lines_loaded: int
+    lines_rejected: int
+    already_loaded: bool = False
+    previous_loaded_at: dt.datetime | None = None
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Phase 1: inspect
+# ---------------------------------------------------------------------------------------------------------
+def _open_binary(path: Path, kind: str) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if kind == "csv.gz" else open(path, "rb")
+
+
+def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
+    """Hash, count and check a raw file; raise :class:`InputFileError` naming any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputFileError(f"{path}: not a file")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic.startswith(ZIP_MAGIC):
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return FileFacts(path, "xlsx", digest.hexdigest(), "xlsx", 0)
+    kind = "csv.gz" if magic.startswith(GZIP_MAGIC) else "csv"
+    if not magic:
+        raise InputFileError(f"{path}: the file is empty")
+
+    digest = hashlib.sha256()
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    utf8_ok = True
+    newlines = 0
+    first = True
+    last = b""
+    try:
+        with _open_binary(path, kind) as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                if first:
+                    if block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                        raise InputFileError(
+                            f"{path}: the file is UTF-16 encoded; save it as latin-1 (ISO-8859-1) or UTF-8 CSV"
+                        )
+                    first = False
+                if b"\x00" in block:
+                    raise InputFileError(
+                        f"{path}: the file contains NUL bytes: it is binary or UTF-16/32 encoded, not a "
+                        "latin-1 or UTF-8 CSV"
+                    )
+                digest.update(block)
+                newlines += block.count(b"\n")
+                if utf8_ok:
+                    try:
+                        utf8.decode(block)
+                    except UnicodeDecodeError:
+                        utf8_ok = False
+                last = block[-1:]
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InputFileError(f"{path}: the gzip stream is corrupt or truncated ({exc})") from exc
+    if utf8_ok:
+        try:
+            utf8.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8_ok = False
+
+    if encoding == "auto":
+        chosen = "utf-8" if utf8_ok else "latin-1"
+    else:
+        try:
+            chosen = codecs.lookup(encoding).name
+        except LookupError as exc:
+            raise InputFileError(f"unknown encoding {encoding!r}") from exc
+        if chosen == "utf-8" and not utf8_ok:
+            raise InputFileError(
+                f"{path}: the file is not valid UTF-8 (the Kaggle/UCI file is latin-1: use --encoding latin-1 "
+                "or --encoding auto)"
+            )
+    lines = newlines + (0 if last in (b"\n", b"") else 1)
+    return FileFacts(path, kind, digest.hexdigest(), chosen, lines, ends_with_newline=last == b"\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Phase 2: parse
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Batch:
+    """Raw text fields of consecutive data lines, as string columns, with their line numbers."""
+
+    columns: list[pa.Array]  # one string array per field of the header, in file order
+    lines: np.ndarray  # physical line number of each row (the header is line 1)
+    raw_width: np.ndarray | None = None  # fields actually found, where the reader knows it
+
+
+@dataclass
+class _Invalid:
+    """Lines the CSV reader could not split into the header's number of fields."""
+
+    numbers: list[int]
+    rows: list[tuple[int, int, str]]
+
+    def handler(self, row: pacsv.InvalidRow) -> str:
+        self.numbers.append(int(row.number))
+        self.rows.append((int(row.number), int(row.actual_columns), row.text or ""))
+        return "skip"
+
+
+def read_header(facts: FileFacts) -> list[str]:
+    """The header fields of a CSV file (or of the first sheet of a workbook)."""
+    if facts.kind == "xlsx":
+        return _excel_header(facts)
+    with _open_binary(facts.path, facts.kind) as raw:
+        text = io.TextIOWrapper(raw, encoding=facts.encoding, newline="")
+        try:
+            return next(csv.reader([text.readline()]), [])
+        except csv.Error as exc:
+            raise InputFileError(f"{facts.path}: cannot read the header: {exc}") from exc
+
+
+def _csv_batches(facts: FileFacts, width: int, invalid: _Invalid) -> Iterator[Batch]:
+    """Stream a CSV file as string batches; malformed lines go to ``invalid`` with their numbers."""
+    names = [f"f{i}" for i in range(width)]
+    read_options = pacsv.ReadOptions(
+        encoding=facts.encoding, use_threads=False, block_size=BLOCK_BYTES, skip_rows=1, column_names=names
+    )
+    # Empty lines are kept (and rejected as such) so that line numbers stay exact.
+    parse_options = pacsv.ParseOptions(invalid_row_handler=invalid.handler, ignore_empty_lines=False)
+    convert_options = pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
+    )
+    next_line = 2
+    with _open_binary(facts.path, facts.kind) as raw:
+        try:
+            reader = pacsv.open_csv(
+                raw, read_options=read_options, parse_options=parse_options, convert_options=convert_options
+            )
+            for record_batch in reader:
+                n = record_batch.num_rows
+                if n == 0:
+                    continue
+                # Rows come in file order; skip the numbers of lines the reader set aside. The reader has
+                # always reported every malformed line up to the end of the batch it returns.
+                known = np.asarray(invalid.numbers, dtype=np.int64)
+                candidates = np.arange(next_line, next_line + n + int((known >= next_line).sum()))
+                lines = candidates[~np.isin(candidates, known)][:n]
+                next_line = int(lines[-1]) + 1
+                yield Batch([record_batch.column(i) for i in range(width)], lines)
+        except pa.ArrowInvalid as exc:
+            raise InputFileError(f"{facts.path}: cannot parse the file as CSV: {exc}") from exc
+
+
+def _excel_header(facts: FileFacts) -> list[str]:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(facts.path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
+        raise InputFileError(f"{facts.path}: cannot open the Excel workbook ({exc})") from exc
+    try:
+        for row in book.worksheets[0].iter_rows(max_row=1, values_only=True):
+            return [_cell_text(v) for v in row]
+    finally:
+        book.close()
+    raise InputFileError(f"{facts.path}: the workbook is empty")
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        text = repr(value)
+        return f"{value:.10f}".rstrip("0") if "e" in text else text
+    return str(value)
+
+
+def _excel_batches(facts: FileFacts, width: int) -> Iterator[Batch]:
+    """Every sheet of a workbook (Online Retail II has one per year), rows numbered across sheets."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(facts.path, read_only=True, data_only=True)
+    try:
+        line = 1
+        header: list[str] | None = None
+        for ws in book.worksheets:
+            rows = ws.iter_rows(values_only=True)
+            sheet_header = [_cell_text(v) for v in next(rows, ())]
+            if header is None:
+                header = sheet_header
+            elif sheet_header != header:
+                raise InputFileError(f"{facts.path}: sheet '{ws.title}' has another header than the first sheet")
+            buffer: list[list[str]] = []
+            numbers: list[int] = []
+            for row in rows:
+                line += 1
+                fields = [_cell_text(v) for v in row]
+                if not any(fields):
+                    continue
+                buffer.append((fields + [""] * width)[:width])
+                numbers.append(line)
+                if len(buffer) >= EXCEL_CHUNK_ROWS:
+                    yield _batch_from_rows(buffer, numbers, width)
+                    buffer, numbers = [], []
+            if buffer:
+                yield _batch_from_rows(buffer, numbers, width)
+    finally:
+        book.close()
+
+
+def _batch_from_rows(rows: list[list[str]], numbers: list[int], width: int) -> Batch:
+    columns = [pa.array([r[i] for r in rows], type=pa.string()) for i in range(width)]
+    return Batch(columns, np.asarray(numbers, dtype=np.int64))
+
+
+_INT_RE = r"^[+-]?[0-9]+(\.0*)?$"
+_NUM_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_PLAIN_DECIMAL_RE = r"^[+-]?[0-9]*\.?[0-9]*$"
+
+
+def _parse_dates(values: pa.Array, fmt: str) -> pa.Array:
+    return pc.strptime(values, format=fmt, unit="s", error_is_null=True)
+
+
+def choose_date_format(layout: layouts.Layout, samples: pa.Array) -> str | None:
+    """The first candidate format that reads every sampled date (the re-dated formats are tried last)."""
+    values = pc.utf8_trim_whitespace(samples)
+    values = values.filter(pc.not_equal(values, ""))
+    if len(values) == 0:
+        return None
+    candidates = list(layout.date_formats) + [
+        f for f in layouts.ONLINE_RETAIL_REDATED.date_formats if f not in layout.date_formats
+    ]
+    for fmt in candidates:
+        if _parse_dates(values, fmt).null_count == 0:
+            return fmt
+    return None
+
+
+def type_batch(batch: Batch, date_format: str) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """Type a batch into the canonical columns; return (good rows, rejected (line, reason, text))."""
+    cols = [pc.utf8_trim_whitespace(c) for c in batch.columns]
+    (invoice, stock, description, quantity_text, date_text, price_text, customer_text, country) = cols[:8]
+    n = len(batch.lines)
+    checks: list[tuple[np.ndarray, Callable[[int], str]]] = []
+
+    def add(failed: pa.Array | np.ndarray, why: Callable[[int], str]) -> None:
+        mask = failed if isinstance(failed, np.ndarray) else pc.fill_null(failed, True).to_numpy(False)
+        checks.append((np.asarray(mask, dtype=bool), why))
+
+    blank = np.ones(n, dtype=bool)
+    for col in cols:
+        blank &= pc.equal(col, "").to_numpy(False)
+    add(blank, lambda i: "empty line")
+    for extra in range(8, len(cols)):
+        add(pc.not_equal(cols[extra], ""), lambda i, k=extra: f"unexpected value in column {k + 1}")
+    for col, label in ((invoice, "InvoiceNo"), (stock, "StockCode"), (country, "Country")):
+        add(pc.equal(col, ""), lambda i, label=label: f"{label} is empty")
+
+    quantity_ok = pc.match_substring_regex(quantity_text, _INT_RE)
+    quantity = pc.cast(
+        pc.replace_substring_regex(pc.if_else(quantity_ok, quantity_text, "0"), r"\.0*$", ""), pa.int64()
+    )
+    add(pc.invert(quantity_ok), lambda i: f"Quantity '{quantity_text[i]}' is not a whole number")
+    add(pc.greater_equal(pc.abs(quantity), 2**31), lambda i: f"Quantity '{quantity_text[i]}' is out of range")
+
+    dates = _parse_dates(date_text, date_format)
+    add(pc.is_null(dates), lambda i: f"InvoiceDate '{date_text[i]}' does not match the format {date_format}")
+
+    price_ok = pc.match_substring_regex(price_text, _NUM_RE)
+    price = pc.cast(pc.if_else(price_ok, price_text, "0"), pa.float64())
+    add(pc.invert(price_ok), lambda i: f"UnitPrice '{price_text[i]}' is not a number")
+    add(pc.greater_equal(pc.abs(price), 1e14), lambda i: f"UnitPrice '{price_text[i]}' is out of range")
+
+    customer_ok = pc.or_(pc.equal(customer_text, ""), pc.match_substring_regex(customer_text, r"^[0-9]+(\.0*)?$"))
+    add(pc.invert(customer_ok), lambda i: f"CustomerID '{customer_text[i]}' is not a whole number")
+
+    failed = np.zeros(n, dtype=bool)
+    for mask, _ in checks:
+        failed |= mask
+    rejected: list[tuple[int, str, str]] = []
+    for i in np.flatnonzero(failed):
+        why = next(explain(int(i)) for mask, explain in checks if mask[i])
+        text = ",".join(str(c[int(i)]) for c in batch.columns)
+        rejected.append((int(batch.lines[i]), why, text))
+
+    keep = pa.array(~failed)
+    price_kept = price_text.filter(keep)
+    # Prices stay text so the warehouse casts them to numeric exactly; exponent notation is expanded first.
+    plain = pc.match_substring_regex(price_kept, _PLAIN_DECIMAL_RE)
+    if not pc.all(plain).as_py():
+        expanded = pa.array([_decimal_text(v) for v in price.filter(keep).to_pylist()], type=pa.string())
+        price_kept = pc.if_else(plain, price_kept, expanded)
+    customer_kept = customer_text.filter(keep)
+    customer_ids = pc.cast(
+        pc.replace_substring_regex(
+            pc.if_else(pc.equal(customer_kept, ""), pa.scalar(None, pa.string()), customer_kept), r"\.0*$", ""
+        ),
+        pa.int64(),
+    )
+    description_kept = description.filter(keep)
+    good = pa.table(
+        {
+            "line_number": pa.array(batch.lines[~failed], type=pa.int64()),
+            "invoice_no": invoice.filter(keep),
+            "stock_code": stock.filter(keep),
+            "description": pc.if_else(
+                pc.equal(description_kept, ""), pa.scalar(None, pa.string()), description_kept
+            ),
+            "quantity": pc.cast(quantity.filter(keep), pa.int32()),
+            "invoice_date": dates.filter(keep),
+            "unit_price": price_kept,
+            "customer_id": customer_ids,
+            "country": country.filter(keep),
+        }
+    )
+    return good, rejected
+
+
+def _decimal_text(value: float) -> str:
+    text = repr(float(value))
+    return f"{value:.10f}".rstrip("0") if "e" in text else text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Phase 3: write
+# ---------------------------------------------------------------------------------------------------------
+def ensure_raw_tables(wh: Warehouse, schema: str) -> None:
+    """Create the raw schema and tables when missing."""
+    for statement in raw_schema.ddl(schema):
+        wh.execute(statement)
+
+
+def _previous_load(wh: Warehouse, schema: str, sha256: str) -> tuple[str, dt.datetime, str] | None:
+    rows = wh.query(
+        f"select load_id, loaded_at, file_name from {schema}.load_log where file_sha256 = %s", [sha256]
+    )
+    return rows[0] if rows else None
+
+
+def load_file(
+    wh: Warehouse,
+    path: str | Path,
+    schema: str = "raw",
+    encoding: str = "auto",
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
+    progress: ProgressFn | None = None,
+) -> LoadResult:
+    """Load one raw file into ``schema``; see the module docstring for the guarantees."""
+    started = dt.datetime.now()
+    facts = inspect_file(path, encoding)
+    header = read_header(facts)
+    matched = layouts.match_header(header)
+    if matched is None:
+        shown = ",".join(header)[:200]
+        raise InputFileError(
+            f"{facts.path}: unrecognised header '{shown}'. Expected one of: {layouts.describe_expected()}"
+        )
+    layout, width = matched
+
+    try:
+        with wh.transaction():
+            ensure_raw_tables(wh, schema)
+    except Exception as exc:
+        raise WarehouseError(f"cannot create the raw tables in schema '{schema}': {exc}") from exc
+    previous = _previous_load(wh, schema, facts.sha256)
+    if previous is not None:
+        return LoadResult(
+            load_id=previous[0], file_name=facts.path.name, sha256=facts.sha256, layout=layout.name,
+            lines_read=0, lines_loaded=0, lines_rejected=0, already_loaded=True,
+            previous_loaded_at=previous[1], seconds=(dt.datetime.now() - started).total_seconds(),
+        )
+
+    invalid = _Invalid([], [])
+    batches = _excel_batches(facts, width) if facts.kind == "xlsx" else _csv_batches(facts, width, invalid)
+    load_id = str(uuid.uuid4())
+    loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    read = loaded = 0
+    rejected: list[tuple[int, str, str]] = []
+    total = max(facts.lines - 1, 0)
+    date_format: str | None = None
+    with wh.transaction():
+        if not wh.advisory_lock(LOAD_LOCK_KEY):
+            raise WarehouseError("another insiders load is writing to this warehouse; try again when it ends")
+        # Checked again under the lock: a concurrent load of the same file may have committed meanwhile.
+        if _previous_load(wh, schema, facts.sha256) is not None:
+            raise WarehouseError(f"{facts.path.name} was loaded by a concurrent run; nothing was written")
+        for batch in batches:
+            if date_format is None:
+                date_format = choose_date_format(layout, batch.columns[4][:1000])
+                if date_format is None:
+                    sample = next((v for v in batch.columns[4][:1000].to_pylist() if v.strip()), "")
+                    raise InputFileError(
+                        f"{facts.path}: InvoiceDate values like '{sample}' match none of the formats of the "
+                        f"{layout.title} layout ({', '.join(layout.date_formats)})"
+                    )
+                if date_format in layouts.ONLINE_RETAIL_REDATED.date_formats or width > len(layout.header):
+                    layout = layouts.redated(layout)
+            good, bad = type_batch(batch, date_format)
+            read += len(batch.lines)
+            rejected.extend(bad)
+            if good.num_rows:
+                good = good.add_column(0, "load_id", pa.repeat(load_id, good.num_rows))
+                good = good.append_column("loaded_at", pa.repeat(pa.scalar(loaded_at, pa.timestamp("s")),
+                                                                 good.num_rows))
+                wh.append_arrow(f"{schema}.transactions", good.select(list(raw_schema.TRANSACTION_COLUMNS)),
+                                casts={"unit_price": "decimal(18, 4)"})
+                loaded += good.num_rows
+            if progress is not None:
+                progress(read + len(invalid.rows), max(total, read))
+
+        # Lines the reader could not split: wrong number of fields, or the last line cut short.
+        for number, found, text in invalid.rows:
+            if number == facts.lines and not facts.ends_with_newline:
+                raise InputFileError(
+                    f"{facts.path}: the file ends in the middle of line {number} (truncated?); nothing was loaded"
+                )
+            rejected.append((number, f"expected {width} fields, found {found}", text))
+        read += len(invalid.rows)
+        if read == 0:
+            raise InputFileError(f"{facts.path}: the file has a header but no data lines")
+        if facts.kind != "xlsx" and read + 1 != facts.lines:
+            raise InputFileError(
+                f"{facts.path}: read {read + 1:,} lines but the file has {facts.lines:,} (a quoted field "
+                "spanning lines?); nothing was loaded"
+            )
+        if len(rejected) > max_rejected_share * read:
+            raise InputFileError(
+                f"{facts.path}: {len(rejected):,} of {read:,} lines cannot be read (more than "
+                f"{max_rejected_share:.0%}); is this the right file? First problem: line {rejected[0][0]}: "
+                f"{rejected[0][1]}. Nothing was loaded; raise --max-rejected-share to load it anyway."
+            )
+        if rejected:
+            rejected.sort()
+            wh.append_arrow(
+                f"{schema}.rejected_lines",
+                pa.table(
+                    {
+                        "load_id": pa.repeat(load_id, len(rejected)),
+                        "line_number": pa.array([r[0] for r in rejected], pa.int64()),
+                        "reason": pa.array([r[1] for r in rejected], pa.string()),
+                        "raw_line": pa.array([r[2] for r in rejected], pa.string()),
+                        "loaded_at": pa.repeat(pa.scalar(loaded_at, pa.timestamp("s")), len(rejected)),
+                    }
+                ),
+            )
+        layout_name = layout.name + ("_xlsx" if facts.kind == "xlsx" else "")
+        wh.append_arrow(
+            f"{schema}.load_log",
+            pa.Table.from_pylist(
+                [
+                    {
+                        "load_id": load_id, "file_name": facts.path.name, "file_sha256": facts.sha256,
+                        "layout": layout_name, "lines_read": read, "lines_loaded": loaded,
+                        "lines_rejected": len(rejected), "loaded_at": loaded_at,
+                    }
+                ]
+            ),
+        )
+    return LoadResult(
+        load_id=load_id, file_name=facts.path.name, sha256=facts.sha256, layout=layout_name,
+        lines_read=read, lines_loaded=loaded, lines_rejected=len(rejected),
+        seconds=(dt.datetime.now() - started).total_seconds(),
+    )

@@ -1,0 +1,281 @@
+"""One place that knows how to reach the warehouse.
+
+The Python jobs read the same ``profiles.yml`` as dbt and render its ``env_var()`` calls the same way, so a
+target means the same database to both. Two adapters are supported: DuckDB (the embedded default) and
+PostgreSQL (production, Amazon RDS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import yaml
+
+from insiders.errors import ConfigError, WarehouseError
+
+PROFILE_NAME = "insiders"
+_MISSING = object()
+
+
+def project_dir() -> Path:
+    """The dbt project directory: ``INSIDERS_PROJECT_DIR`` or the checkout this package lives in."""
+    env = os.environ.get("INSIDERS_PROJECT_DIR")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "dbt_project.yml").is_file():
+            return parent
+    return Path.cwd()
+
+
+def profiles_dir() -> Path:
+    """Where ``profiles.yml`` is: ``DBT_PROFILES_DIR`` or the project directory."""
+    env = os.environ.get("DBT_PROFILES_DIR")
+    return Path(env).resolve() if env else project_dir()
+
+
+def _env_var(name: str, default: Any = _MISSING) -> str:
+    if name in os.environ:
+        return os.environ[name]
+    if default is _MISSING:
+        raise ConfigError(f"environment variable {name} is required by profiles.yml and is not set")
+    return str(default)
+
+
+def _render(value: Any, env: jinja2.Environment) -> Any:
+    """Render strings the way dbt renders profiles: after YAML parsing, value by value."""
+    if isinstance(value, dict):
+        return {k: _render(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, env) for v in value]
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        # Values come out as text; callers convert numbers (e.g. the port) where they use them.
+        return env.from_string(value).render()
+    return value
+
+
+def _jinja_env() -> jinja2.Environment:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.globals["env_var"] = _env_var
+
+    def as_number(value: Any) -> Any:
+        text = str(value).strip()
+        try:
+            number: Any = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError as exc:
+                raise ConfigError(f"profiles.yml: {text!r} is not a number") from exc
+        return number
+
+    def as_bool(value: Any) -> bool:
+        return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+    env.filters["as_number"] = as_number
+    env.filters["as_bool"] = as_bool
+    env.filters["as_text"] = str
+    return env
+
+
+@dataclass(frozen=True)
+class Target:
+    """A rendered output of the ``insiders`` profile."""
+
+    name: str
+    type: str
+    settings: dict[str, Any] = field(repr=False)
+
+    @property
+    def schema(self) -> str:
+        """The schema dbt builds models in."""
+        return str(self.settings.get("schema") or ("main" if self.type == "duckdb" else "public"))
+
+    def describe(self) -> str:
+        """A one-line description without secrets, for messages and logs."""
+        s = self.settings
+        if self.type == "duckdb":
+            return f"target '{self.name}' (DuckDB file {self.duckdb_path()})"
+        return (
+            f"target '{self.name}' (PostgreSQL {s.get('user')}@{s.get('host')}:{s.get('port')}"
+            f"/{s.get('dbname') or s.get('database')})"
+        )
+
+    def duckdb_path(self) -> Path:
+        """Absolute path of the DuckDB file; relative paths are relative to the project directory."""
+        path = Path(str(self.settings.get("path", "data/insiders.duckdb")))
+        return path if path.is_absolute() else project_dir() / path
+
+
+def load_target(name: str | None = None) -> Target:
+    """Read ``profiles.yml`` and return the named target (default: the profile's ``target``)."""
+    path = profiles_dir() / "profiles.yml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no profiles.yml in {path.parent}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"profiles.yml is not valid YAML: {exc}") from exc
+    profile = (raw or {}).get(PROFILE_NAME)
+    if not isinstance(profile, dict) or "outputs" not in profile:
+        raise ConfigError(f"profiles.yml has no '{PROFILE_NAME}' profile with outputs")
+    env = _jinja_env()
+    if name is None:
+        name = str(_render(profile.get("target", "local"), env))
+    outputs = profile["outputs"]
+    if name not in outputs:
+        raise ConfigError(f"unknown target '{name}': profiles.yml defines {', '.join(sorted(outputs))}")
+    settings = _render(outputs[name], env)
+    kind = settings.get("type")
+    if kind not in {"duckdb", "postgres"}:
+        raise ConfigError(f"target '{name}' has type {kind!r}; insiders supports duckdb and postgres")
+    return Target(name=name, type=kind, settings=settings)
+
+
+class Warehouse:
+    """A thin connection wrapper with the few operations the jobs need, on either adapter."""
+
+    def __init__(self, target: Target, conn: Any):
+        self.target = target
+        self.conn = conn
+        self.kind = target.type
+
+    # -- statements -------------------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run one statement (``%s`` placeholders on both adapters)."""
+        if self.kind == "duckdb":
+            self.conn.execute(sql.replace("%s", "?"), params or [])
+        else:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query and return all rows."""
+        if self.kind == "duckdb":
+            return self.conn.execute(sql.replace("%s", "?"), params or []).fetchall()
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run a query and return a DataFrame."""
+        if self.kind == "duckdb":
+            return self.conn.execute(sql.replace("%s", "?"), params or []).df()
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=cols)
+
+    def relation_exists(self, schema: str, table: str) -> bool:
+        """Whether a table or view exists."""
+        rows = self.query(
+            "select count(*) from information_schema.tables where table_schema = %s and table_name = %s",
+            [schema, table],
+        )
+        return bool(rows[0][0])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Warehouse]:
+        """All or nothing: commit on success, roll back on any exception."""
+        if self.kind == "duckdb":
+            self.conn.execute("begin transaction")
+        try:
+            yield self
+        except BaseException:
+            self.conn.rollback()
+            raise
+        else:
+            self.conn.commit()
+
+    def append_arrow(self, table: str, data: pa.Table, casts: dict[str, str] | None = None) -> None:
+        """Append rows in bulk: DuckDB scans the Arrow table natively, PostgreSQL receives CSV through COPY.
+
+        ``casts`` maps a column to the SQL type it is cast to on the way in (text to numeric, exactly).
+        """
+        if data.num_rows == 0:
+            return
+        cols = data.column_names
+        if self.kind == "duckdb":
+            casts = casts or {}
+            select = ", ".join(f"cast({c} as {casts[c]})" if c in casts else c for c in cols)
+            self.conn.register("_insiders_batch", data)
+            try:
+                self.conn.execute(f"insert into {table} ({', '.join(cols)}) select {select} from _insiders_batch")
+            finally:
+                self.conn.unregister("_insiders_batch")
+            return
+        buf = io.BytesIO()
+        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False))
+        buf.seek(0)
+        with self.conn.cursor() as cur:
+            cur.copy_expert(
+                f"copy {table} ({', '.join(cols)}) from stdin with (format csv, encoding 'utf8')", buf
+            )
+
+    def advisory_lock(self, key: int) -> bool:
+        """Try a transaction-level advisory lock on PostgreSQL; DuckDB's file lock already serialises."""
+        if self.kind != "postgres":
+            return True
+        return bool(self.query("select pg_try_advisory_xact_lock(%s)", [key])[0][0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(target: Target | str | None = None) -> Warehouse:
+    """Open a connection to a target (a name, a :class:`Target`, or the profile's default)."""
+    if not isinstance(target, Target):
+        target = load_target(target)
+    if target.type == "duckdb":
+        import duckdb
+
+        path = target.duckdb_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WarehouseError(
+                    f"the DuckDB file {path} is in use by another process (another insiders or dbt run?); "
+                    "wait for it to finish and try again"
+                ) from exc
+            raise WarehouseError(f"cannot open the DuckDB file {path}: {exc}") from exc
+        return Warehouse(target, conn)
+
+    import psycopg2
+
+    s = target.settings
+    try:
+        conn = psycopg2.connect(
+            host=s.get("host"),
+            port=int(s.get("port", 5432)),
+            user=s.get("user"),
+            password=s.get("password") or None,
+            dbname=s.get("dbname") or s.get("database"),
+            sslmode=s.get("sslmode") or "prefer",
+            connect_timeout=int(s.get("connect_timeout", 10)),
+            application_name="insiders",
+        )
+    except psycopg2.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise WarehouseError(f"cannot connect to {target.describe()}: {reason}") from exc
+    return Warehouse(target, conn)
