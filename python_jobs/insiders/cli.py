@@ -109,11 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help=target_help)
     p.add_argument("--schema", default=_raw_schema(), help="raw schema (default: $INSIDERS_RAW_SCHEMA or raw)")
     p.add_argument(
-        "--encoding", default="auto",
+        "--encoding",
+        default="auto",
         help="text encoding of CSV files (default auto: UTF-8 when valid, else latin-1)",
     )
     p.add_argument(
-        "--max-rejected-share", type=float, default=0.05, metavar="SHARE",
+        "--max-rejected-share",
+        type=float,
+        default=0.05,
+        metavar="SHARE",
         help="refuse a file when more than this share of its lines cannot be read (default 0.05)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -133,9 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args) or 0)
     except InsidersError as exc:

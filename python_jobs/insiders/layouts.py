@@ -45,8 +45,7 @@ _ONLINE_RETAIL_II_DATES = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%
 ONLINE_RETAIL = Layout(
     name="online_retail",
     title="UCI/Kaggle Online Retail",
-    header=("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
-            "Country"),
+    header=("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"),
     date_formats=_ONLINE_RETAIL_DATES,
 )
 ONLINE_RETAIL_REDATED = Layout(

@@ -298,7 +298,10 @@ def _parse_dates(values: pa.Array, fmt: str) -> pa.Array:
 
 
 def choose_date_format(layout: layouts.Layout, samples: pa.Array) -> str | None:
-    """The first candidate format that reads every sampled date (the re-dated formats are tried last)."""
+    """The candidate format that reads most of the sampled dates (ties go to the layout's own formats).
+
+    A few unreadable dates do not decide the format: they are rejected line by line afterwards.
+    """
     values = pc.utf8_trim_whitespace(samples)
     values = values.filter(pc.not_equal(values, ""))
     if len(values) == 0:
@@ -306,10 +309,9 @@ def choose_date_format(layout: layouts.Layout, samples: pa.Array) -> str | None:
     candidates = list(layout.date_formats) + [
         f for f in layouts.ONLINE_RETAIL_REDATED.date_formats if f not in layout.date_formats
     ]
-    for fmt in candidates:
-        if _parse_dates(values, fmt).null_count == 0:
-            return fmt
-    return None
+    parsed = [len(values) - _parse_dates(values, fmt).null_count for fmt in candidates]
+    best = max(range(len(candidates)), key=lambda i: (parsed[i], -i))
+    return candidates[best] if parsed[best] * 2 > len(values) else None
 
 
 def type_batch(batch: Batch, date_format: str) -> tuple[pa.Table, list[tuple[int, str, str]]]:
@@ -379,9 +381,7 @@ def type_batch(batch: Batch, date_format: str) -> tuple[pa.Table, list[tuple[int
             "line_number": pa.array(batch.lines[~failed], type=pa.int64()),
             "invoice_no": invoice.filter(keep),
             "stock_code": stock.filter(keep),
-            "description": pc.if_else(
-                pc.equal(description_kept, ""), pa.scalar(None, pa.string()), description_kept
-            ),
+            "description": pc.if_else(pc.equal(description_kept, ""), pa.scalar(None, pa.string()), description_kept),
             "quantity": pc.cast(quantity.filter(keep), pa.int32()),
             "invoice_date": dates.filter(keep),
             "unit_price": price_kept,
@@ -407,9 +407,7 @@ def ensure_raw_tables(wh: Warehouse, schema: str) -> None:
 
 
 def _previous_load(wh: Warehouse, schema: str, sha256: str) -> tuple[str, dt.datetime, str] | None:
-    rows = wh.query(
-        f"select load_id, loaded_at, file_name from {schema}.load_log where file_sha256 = %s", [sha256]
-    )
+    rows = wh.query(f"select load_id, loaded_at, file_name from {schema}.load_log where file_sha256 = %s", [sha256])
     return rows[0] if rows else None
 
 
@@ -441,9 +439,16 @@ def load_file(
     previous = _previous_load(wh, schema, facts.sha256)
     if previous is not None:
         return LoadResult(
-            load_id=previous[0], file_name=facts.path.name, sha256=facts.sha256, layout=layout.name,
-            lines_read=0, lines_loaded=0, lines_rejected=0, already_loaded=True,
-            previous_loaded_at=previous[1], seconds=(dt.datetime.now() - started).total_seconds(),
+            load_id=previous[0],
+            file_name=facts.path.name,
+            sha256=facts.sha256,
+            layout=layout.name,
+            lines_read=0,
+            lines_loaded=0,
+            lines_rejected=0,
+            already_loaded=True,
+            previous_loaded_at=previous[1],
+            seconds=(dt.datetime.now() - started).total_seconds(),
         )
 
     invalid = _Invalid([], [])
@@ -476,10 +481,14 @@ def load_file(
             rejected.extend(bad)
             if good.num_rows:
                 good = good.add_column(0, "load_id", pa.repeat(load_id, good.num_rows))
-                good = good.append_column("loaded_at", pa.repeat(pa.scalar(loaded_at, pa.timestamp("s")),
-                                                                 good.num_rows))
-                wh.append_arrow(f"{schema}.transactions", good.select(list(raw_schema.TRANSACTION_COLUMNS)),
-                                casts={"unit_price": "decimal(18, 4)"})
+                good = good.append_column(
+                    "loaded_at", pa.repeat(pa.scalar(loaded_at, pa.timestamp("s")), good.num_rows)
+                )
+                wh.append_arrow(
+                    f"{schema}.transactions",
+                    good.select(list(raw_schema.TRANSACTION_COLUMNS)),
+                    casts={"unit_price": "decimal(18, 4)"},
+                )
                 loaded += good.num_rows
             if progress is not None:
                 progress(read + len(invalid.rows), max(total, read))
@@ -525,15 +534,25 @@ def load_file(
             pa.Table.from_pylist(
                 [
                     {
-                        "load_id": load_id, "file_name": facts.path.name, "file_sha256": facts.sha256,
-                        "layout": layout_name, "lines_read": read, "lines_loaded": loaded,
-                        "lines_rejected": len(rejected), "loaded_at": loaded_at,
+                        "load_id": load_id,
+                        "file_name": facts.path.name,
+                        "file_sha256": facts.sha256,
+                        "layout": layout_name,
+                        "lines_read": read,
+                        "lines_loaded": loaded,
+                        "lines_rejected": len(rejected),
+                        "loaded_at": loaded_at,
                     }
                 ]
             ),
         )
     return LoadResult(
-        load_id=load_id, file_name=facts.path.name, sha256=facts.sha256, layout=layout_name,
-        lines_read=read, lines_loaded=loaded, lines_rejected=len(rejected),
+        load_id=load_id,
+        file_name=facts.path.name,
+        sha256=facts.sha256,
+        layout=layout_name,
+        lines_read=read,
+        lines_loaded=loaded,
+        lines_rejected=len(rejected),
         seconds=(dt.datetime.now() - started).total_seconds(),
     )

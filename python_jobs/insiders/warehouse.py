@@ -219,9 +219,7 @@ class Warehouse:
         pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False))
         buf.seek(0)
         with self.conn.cursor() as cur:
-            cur.copy_expert(
-                f"copy {table} ({', '.join(cols)}) from stdin with (format csv, encoding 'utf8')", buf
-            )
+            cur.copy_expert(f"copy {table} ({', '.join(cols)}) from stdin with (format csv, encoding 'utf8')", buf)
 
     def advisory_lock(self, key: int) -> bool:
         """Try a transaction-level advisory lock on PostgreSQL; DuckDB's file lock already serialises."""

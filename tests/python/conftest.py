@@ -1,0 +1,141 @@
+"""Shared fixtures: isolated DuckDB files and PostgreSQL databases, the real data file, and a dbt runner.
+
+Tests that need PostgreSQL or the real file skip when either is missing on a developer's machine, and fail
+instead when ``INSIDERS_REQUIRE_POSTGRES=1`` / ``INSIDERS_REQUIRE_REAL_DATA=1`` (CI sets both).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from insiders.warehouse import Target, connect, load_target, project_dir
+
+PROJECT = project_dir()
+REAL_DATA = Path(
+    os.environ.get("INSIDERS_REAL_DATA", PROJECT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz")
+)
+
+
+_DBT_SCRATCH = Path(tempfile.mkdtemp(prefix="insiders-dbt-"))
+
+
+def _required(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _missing(what: str, flag: str) -> None:
+    if _required(flag):
+        pytest.fail(f"{what} ({flag}=1 makes this a failure)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real Online Retail file."""
+    if not REAL_DATA.is_file():
+        _missing(f"the real data file {REAL_DATA} is missing", "INSIDERS_REQUIRE_REAL_DATA")
+    return REAL_DATA
+
+
+def _pg_admin_env() -> dict[str, str]:
+    return {
+        "host": os.environ.get("INSIDERS_PG_HOST", "127.0.0.1"),
+        "port": os.environ.get("INSIDERS_PG_PORT", "5432"),
+        "user": os.environ.get("INSIDERS_PG_USER", "postgres"),
+        "password": os.environ.get("INSIDERS_PG_PASSWORD", ""),
+    }
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", connect_timeout=5, **_pg_admin_env())
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def pg_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards; the env points the profile at it."""
+    import psycopg2
+
+    name = f"insiders_test_{uuid.uuid4().hex[:10]}"
+    try:
+        _pg_admin(f"create database {name}")
+    except psycopg2.OperationalError as exc:
+        _missing(f"PostgreSQL is not reachable: {str(exc).strip()}", "INSIDERS_REQUIRE_POSTGRES")
+    monkeypatch.setenv("INSIDERS_PG_DATABASE", name)
+    try:
+        yield name
+    finally:
+        _pg_admin(f"drop database if exists {name} with (force)")
+
+
+@pytest.fixture
+def duckdb_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh DuckDB file for one test; the env points the profile at it."""
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("INSIDERS_DUCKDB_PATH", str(path))
+    return path
+
+
+@pytest.fixture(params=["local", "postgres"])
+def target(request: pytest.FixtureRequest) -> Target:
+    """Each test using this runs once on DuckDB and once on PostgreSQL, each on its own empty warehouse."""
+    if request.param == "postgres":
+        request.getfixturevalue("pg_database")
+    else:
+        request.getfixturevalue("duckdb_file")
+    return load_target(request.param)
+
+
+def query(target: Target, sql: str) -> list[tuple]:
+    """Run one query on a target in a short-lived connection."""
+    with connect(target) as wh:
+        return wh.query(sql)
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the ``insiders`` command as a user would (a separate process, the current environment)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "insiders.cli", *args], capture_output=True, text=True, cwd=PROJECT, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"insiders {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def run_dbt(*args: str, target: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run dbt in the project with the given target."""
+    dbt = Path(sys.executable).with_name("dbt")
+    env = {
+        **os.environ,
+        "DBT_PROFILES_DIR": str(PROJECT),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        # Tests keep dbt's artifacts and logs out of the working tree.
+        "DBT_TARGET_PATH": str(_DBT_SCRATCH / "target"),
+        "DBT_LOG_PATH": str(_DBT_SCRATCH / "logs"),
+    }
+    proc = subprocess.run(
+        [str(dbt), *args, "--target", target, "--project-dir", str(PROJECT)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env=env,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dbt {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-6000:]}\n{proc.stderr}")
+    return proc

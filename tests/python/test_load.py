@@ -1,0 +1,276 @@
+"""``insiders load``: every layout, idempotency, atomicity and clear errors, on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from conftest import query, run_cli
+
+from insiders.errors import InputFileError
+from insiders.loader import load_file
+from insiders.warehouse import Target, connect
+
+KAGGLE_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
+KAGGLE_LINES = [
+    "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850,United Kingdom",
+    '536365,71053,"METAL LANTERN, WHITE",6,12/1/2010 8:26,3.39,17850,United Kingdom',
+    "C536379,D,Discount,-1,12/1/2010 9:41,27.5,14527,United Kingdom",
+    "536414,22139,,56,12/1/2010 11:52,0,,United Kingdom",
+    "539492,gift_0001_40,Dotcomgiftshop Gift Voucher £40.00,1,12/20/2010 10:14,34.04,,United Kingdom",
+    "581587,22138,BAKING SET 9 PIECE RETROSPOT ,3,12/9/2011 12:50,4.95,12680,France",
+]
+
+
+def write_csv(path: Path, lines: list[str], header: str = KAGGLE_HEADER, encoding: str = "latin-1") -> Path:
+    """Write a file the way the Kaggle file is written: CRLF line ends, the given encoding."""
+    data = ("\r\n".join([header, *lines]) + "\r\n").encode(encoding)
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(data, mtime=0))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def counts(target: Target) -> tuple[int, int, int]:
+    """Rows in transactions, load_log and rejected_lines (0 when the tables do not exist yet)."""
+    with connect(target) as wh:
+        if not wh.relation_exists("raw", "load_log"):
+            return (0, 0, 0)
+        return tuple(  # type: ignore[return-value]
+            wh.query(f"select count(*) from raw.{t}")[0][0] for t in ("transactions", "load_log", "rejected_lines")
+        )
+
+
+def load(target: Target, path: Path, **kwargs):
+    with connect(target) as wh:
+        return load_file(wh, path, **kwargs)
+
+
+def test_kaggle_csv_values_are_typed_exactly(target: Target, tmp_path: Path) -> None:
+    result = load(target, write_csv(tmp_path / "data.csv", KAGGLE_LINES))
+    assert (result.layout, result.lines_read, result.lines_loaded, result.lines_rejected) == ("online_retail", 6, 6, 0)
+    rows = query(
+        target,
+        "select line_number, invoice_no, stock_code, description, quantity, invoice_date, unit_price, customer_id,"
+        " country from raw.transactions order by line_number",
+    )
+    first = rows[0]
+    assert first[:5] == (2, "536365", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 6)
+    assert str(first[5]) == "2010-12-01 08:26:00"
+    assert str(first[6]) == "2.5500" and first[7] == 17850 and first[8] == "United Kingdom"
+    assert rows[1][3] == "METAL LANTERN, WHITE"  # quoted field with a comma
+    assert rows[2][1] == "C536379" and rows[2][4] == -1
+    assert rows[3][3] is None and rows[3][7] is None  # empty description and anonymous customer are NULL
+    assert rows[4][3] == "Dotcomgiftshop Gift Voucher £40.00"  # latin-1 decoded
+    assert rows[5][3] == "BAKING SET 9 PIECE RETROSPOT"  # surrounding blanks trimmed
+    log = query(target, "select file_name, layout, lines_read, lines_loaded, lines_rejected from raw.load_log")
+    assert log == [("data.csv", "online_retail", 6, 6, 0)]
+
+
+def test_gzip_and_plain_copies_are_the_same_content(target: Target, tmp_path: Path) -> None:
+    gz = load(target, write_csv(tmp_path / "data.csv.gz", KAGGLE_LINES))
+    assert gz.lines_loaded == 6 and not gz.already_loaded
+    plain = load(target, write_csv(tmp_path / "data.csv", KAGGLE_LINES))
+    assert plain.already_loaded and plain.load_id == gz.load_id
+    assert counts(target) == (6, 1, 0)
+
+
+def test_loading_twice_adds_nothing_and_next_month_appends(target: Target, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "dec.csv", KAGGLE_LINES)
+    run_cli("load", str(path), "--target", target.name)
+    second = run_cli("load", str(path), "--target", target.name)
+    assert "already loaded" in second.stdout
+    assert counts(target) == (6, 1, 0)
+    nxt = write_csv(tmp_path / "jan.csv", ["540001,22138,BAKING SET,2,1/4/2011 10:00,4.95,12680,France"])
+    run_cli("load", str(nxt), "--target", target.name)
+    assert counts(target) == (7, 2, 0)
+
+
+def test_online_retail_ii_layout(target: Target, tmp_path: Path) -> None:
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+    lines = [
+        "489434,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,12,2009-12-01 07:45:00,6.95,13085.0,United Kingdom",
+        "C489449,22087,PAPER BUNTING WHITE LACE,-12,2009-12-01 10:33:00,2.95,16321.0,Australia",
+        "489464,21733,85123a mixed,-96,2009-12-01 10:52:00,0.0,,United Kingdom",
+    ]
+    result = load(target, write_csv(tmp_path / "online_retail_II.csv", lines, header=header, encoding="utf-8"))
+    assert (result.layout, result.lines_loaded) == ("online_retail_ii", 3)
+    rows = query(target, "select invoice_date, customer_id, quantity from raw.transactions order by line_number")
+    assert [(str(r[0]), r[1], r[2]) for r in rows] == [
+        ("2009-12-01 07:45:00", 13085, 12),
+        ("2009-12-01 10:33:00", 16321, -12),
+        ("2009-12-01 10:52:00", None, -96),
+    ]
+
+
+def test_redated_layout_with_trailing_empty_column(target: Target, tmp_path: Path) -> None:
+    lines = [
+        "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,29-Nov-16,2.55,17850,United Kingdom,",
+        "536366,22633,HAND WARMER UNION JACK,6,1-Dec-16,1.85,17850,United Kingdom,",
+    ]
+    result = load(target, write_csv(tmp_path / "redated.csv", lines, header=KAGGLE_HEADER + ","))
+    assert (result.layout, result.lines_loaded, result.lines_rejected) == ("online_retail_redated", 2, 0)
+    dates = [str(r[0]) for r in query(target, "select invoice_date from raw.transactions order by line_number")]
+    assert dates == ["2016-11-29 00:00:00", "2016-12-01 00:00:00"]
+
+
+def test_excel_workbook(target: Target, tmp_path: Path) -> None:
+    import datetime as dt
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(KAGGLE_HEADER.split(","))
+    sheet.append(
+        [
+            "536365",
+            "85123A",
+            "WHITE HANGING HEART T-LIGHT HOLDER",
+            6,
+            dt.datetime(2010, 12, 1, 8, 26),
+            2.55,
+            17850.0,
+            "United Kingdom",
+        ]
+    )
+    sheet.append(
+        [536366, "22633", "HAND WARMER UNION JACK", 6, dt.datetime(2010, 12, 1, 8, 28), 1.85, None, "United Kingdom"]
+    )
+    path = tmp_path / "Online Retail.xlsx"
+    book.save(path)
+    result = load(target, path)
+    assert (result.layout, result.lines_loaded, result.lines_rejected) == ("online_retail_xlsx", 2, 0)
+    rows = query(target, "select invoice_no, invoice_date, unit_price, customer_id from raw.transactions order by 1")
+    assert [(r[0], str(r[1]), str(r[2]), r[3]) for r in rows] == [
+        ("536365", "2010-12-01 08:26:00", "2.5500", 17850),
+        ("536366", "2010-12-01 08:28:00", "1.8500", None),
+    ]
+
+
+def test_bad_lines_are_rejected_with_line_number_and_reason(target: Target, tmp_path: Path) -> None:
+    lines = [
+        *KAGGLE_LINES,
+        "536367,84879,ASSORTED BIRD ORNAMENT,six,12/1/2010 8:34,1.69,13047,United Kingdom",
+        "536367,22745,POPPY'S PLAYHOUSE,6,2010-13-45,2.1,13047,United Kingdom",
+        "536367,22748,POPPY'S PLAYHOUSE KITCHEN,6,12/1/2010 8:34,2.1,13047",
+        "536367,22749,FELTCRAFT,8,12/1/2010 8:34,£3.75,13047,United Kingdom",
+    ]
+    proc = run_cli(
+        "load", str(write_csv(tmp_path / "dirty.csv", lines)), "--target", target.name, "--max-rejected-share", "0.5"
+    )
+    assert "6 loaded, 4 rejected" in proc.stdout
+    rejected = query(target, "select line_number, reason from raw.rejected_lines order by line_number")
+    assert [r[0] for r in rejected] == [8, 9, 10, 11]
+    assert "Quantity 'six'" in rejected[0][1]
+    assert "InvoiceDate '2010-13-45'" in rejected[1][1]
+    assert rejected[2][1] == "expected 8 fields, found 7"
+    assert "UnitPrice '£3.75'" in rejected[3][1]
+    assert query(target, "select lines_read, lines_loaded, lines_rejected from raw.load_log") == [(10, 6, 4)]
+
+
+def test_too_many_bad_lines_refuse_the_whole_file(target: Target, tmp_path: Path) -> None:
+    lines = KAGGLE_LINES + ["536367,84879,X,six,12/1/2010 8:34,1.69,13047,United Kingdom"] * 3
+    proc = run_cli("load", str(write_csv(tmp_path / "dirty.csv", lines)), "--target", target.name, check=False)
+    assert proc.returncode != 0
+    assert "3 of 9 lines cannot be read" in proc.stderr and "Quantity 'six'" in proc.stderr
+    assert counts(target) == (0, 0, 0)
+
+
+def _load_good_then(target: Target, tmp_path: Path) -> None:
+    load(target, write_csv(tmp_path / "good.csv", KAGGLE_LINES))
+    assert counts(target) == (6, 1, 0)
+
+
+def test_truncated_gzip_is_refused_and_changes_nothing(target: Target, tmp_path: Path) -> None:
+    _load_good_then(target, tmp_path)
+    full = write_csv(tmp_path / "next.csv.gz", [line.replace("536", "546") for line in KAGGLE_LINES] * 200)
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    proc = run_cli("load", str(cut), "--target", target.name, check=False)
+    assert proc.returncode == 2
+    assert "corrupt or truncated" in proc.stderr and "Traceback" not in proc.stderr
+    assert counts(target) == (6, 1, 0)
+
+
+def test_truncated_plain_file_is_refused_and_changes_nothing(target: Target, tmp_path: Path) -> None:
+    _load_good_then(target, tmp_path)
+    data = write_csv(tmp_path / "next.csv", [line.replace("536", "546") for line in KAGGLE_LINES]).read_bytes()
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(data[: data.rindex(b"12/9/2011")])
+    with pytest.raises(InputFileError, match="ends in the middle of line 7"):
+        load(target, cut)
+    assert counts(target) == (6, 1, 0)
+
+
+def test_wrong_header_names_what_was_expected(target: Target, tmp_path: Path) -> None:
+    _load_good_then(target, tmp_path)
+    path = write_csv(tmp_path / "orders.csv", ["1,2,3"], header="order_id,sku,amount")
+    proc = run_cli("load", str(path), "--target", target.name, check=False)
+    assert proc.returncode == 2
+    assert "unrecognised header 'order_id,sku,amount'" in proc.stderr
+    assert "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country" in proc.stderr
+    assert counts(target) == (6, 1, 0)
+
+
+def test_wrong_encoding_is_refused_and_changes_nothing(target: Target, tmp_path: Path) -> None:
+    _load_good_then(target, tmp_path)
+    utf16 = write_csv(tmp_path / "utf16.csv", KAGGLE_LINES, encoding="utf-16")
+    proc = run_cli("load", str(utf16), "--target", target.name, check=False)
+    assert proc.returncode == 2 and "UTF-16" in proc.stderr
+    latin = write_csv(tmp_path / "latin.csv", [line.replace("536", "556") for line in KAGGLE_LINES])
+    proc = run_cli("load", str(latin), "--target", target.name, "--encoding", "utf-8", check=False)
+    assert proc.returncode == 2 and "not valid UTF-8" in proc.stderr
+    assert counts(target) == (6, 1, 0)
+
+
+def test_failure_while_writing_rolls_everything_back(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after raw lines were written (here: while writing the load log) leaves nothing behind."""
+    _load_good_then(target, tmp_path)
+    from insiders.warehouse import Warehouse
+
+    original = Warehouse.append_arrow
+
+    def failing(self, table, data, casts=None):
+        if table.endswith("load_log"):
+            raise RuntimeError("injected failure")
+        return original(self, table, data, casts)
+
+    monkeypatch.setattr(Warehouse, "append_arrow", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        load(target, write_csv(tmp_path / "next.csv", [line.replace("536", "566") for line in KAGGLE_LINES]))
+    assert counts(target) == (6, 1, 0)
+
+
+def test_missing_file_and_unreachable_warehouse_are_clear_errors(tmp_path: Path, monkeypatch) -> None:
+    proc = run_cli("load", str(tmp_path / "nope.csv"), check=False)
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    monkeypatch.setenv("INSIDERS_PG_PORT", "1")
+    proc = run_cli("load", str(write_csv(tmp_path / "a.csv", KAGGLE_LINES)), "--target", "postgres", check=False)
+    assert proc.returncode == 2
+    assert "cannot connect to target 'postgres'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("load", str(tmp_path / "a.csv"), "--target", "snowflake", check=False)
+    assert proc.returncode == 2 and "unknown target 'snowflake'" in proc.stderr
+
+
+def test_large_file_is_read_in_batches_with_exact_line_numbers(target: Target, tmp_path: Path) -> None:
+    """Bad lines spread over many reader blocks still get their exact line numbers."""
+    good = "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850,United Kingdom"
+    lines = [good] * 250_000
+    for n in (10, 99_999, 180_001, 249_999):
+        lines[n - 2] = "536365,85123A,BROKEN"  # line n of the file (header is line 1)
+    result = load(target, write_csv(tmp_path / "big.csv", lines), max_rejected_share=0.01)
+    assert (result.lines_read, result.lines_loaded, result.lines_rejected) == (250_000, 249_996, 4)
+    assert [r[0] for r in query(target, "select line_number from raw.rejected_lines order by 1")] == [
+        10,
+        99_999,
+        180_001,
+        249_999,
+    ]
+    assert query(target, "select max(line_number), count(distinct line_number) from raw.transactions") == [
+        (250_001, 249_996)
+    ]
