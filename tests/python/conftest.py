@@ -18,6 +18,8 @@ import pytest
 
 from insiders.warehouse import Target, connect, load_target, project_dir
 
+pytest_plugins = ["s3_server"]
+
 PROJECT = project_dir()
 REAL_DATA = Path(
     os.environ.get("INSIDERS_REAL_DATA", PROJECT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz")
