@@ -1,0 +1,81 @@
+-- How many lines, and how much money, each cleaning rule takes out of each load: one row per load and line
+-- class (each exclusion reason of spec section 3, and `valid`), zeros included, so that a rule that suddenly
+-- catches nothing is as visible as one that catches too much.
+with
+
+load_log as (
+
+    select * from {{ ref('stg_online_retail__load_log') }}
+
+),
+
+classified as (
+
+    select * from {{ ref('int_transactions__classified') }}
+
+),
+
+-- The classes in rule order. Keep in step with int_transactions__classified (the accepted_values tests of
+-- both models fail when one drifts).
+line_classes as (
+
+    select
+        line_class,
+        class_order
+
+    from (
+        values
+        ('price_below_minimum', 1),
+        ('non_product_stock_code', 2),
+        ('invalid_country', 3),
+        ('excluded_customer', 4),
+        ('valid', 5)
+    ) as classes (line_class, class_order)
+
+),
+
+class_totals as (
+
+    select
+        load_id,
+        coalesce(exclusion_reason, 'valid') as line_class,
+        count(*) as line_count,
+        sum(line_revenue) as revenue,
+        count(*) filter (where is_anonymous) as anonymous_line_count,
+        sum(line_revenue) filter (where is_anonymous) as anonymous_revenue,
+        count(*) filter (where is_return) as return_line_count,
+        -sum(quantity) filter (where is_return) as returned_units
+
+    from classified
+    group by
+        load_id,
+        coalesce(exclusion_reason, 'valid')
+
+),
+
+-- Every load times every class, so a class with no line shows as 0 instead of a missing row.
+final as (
+
+    select
+        load_log.load_id,
+        load_log.file_name,
+        load_log.loaded_at,
+        line_classes.line_class,
+        line_classes.class_order,
+        cast(coalesce(class_totals.line_count, 0) as bigint) as line_count,
+        cast(coalesce(class_totals.revenue, 0) as numeric(18, 4)) as revenue,
+        cast(coalesce(class_totals.anonymous_line_count, 0) as bigint) as anonymous_line_count,
+        cast(coalesce(class_totals.anonymous_revenue, 0) as numeric(18, 4)) as anonymous_revenue,
+        cast(coalesce(class_totals.return_line_count, 0) as bigint) as return_line_count,
+        cast(coalesce(class_totals.returned_units, 0) as bigint) as returned_units
+
+    from load_log
+    cross join line_classes
+    left join class_totals
+        on
+            load_log.load_id = class_totals.load_id
+            and line_classes.line_class = class_totals.line_class
+
+)
+
+select * from final

@@ -1,0 +1,76 @@
+-- One row per load: what the loader says it did next to what the warehouse holds, and how much of the
+-- load survived cleaning. The load log and the tables must agree; tests/dbt checks that they do.
+with
+
+load_log as (
+
+    select * from {{ ref('stg_online_retail__load_log') }}
+
+),
+
+classified as (
+
+    select * from {{ ref('int_transactions__classified') }}
+
+),
+
+rejected_lines as (
+
+    select * from {{ ref('stg_online_retail__rejected_lines') }}
+
+),
+
+stored_lines as (
+
+    select
+        load_id,
+        count(*) as stored_lines,
+        count(*) filter (where exclusion_reason is null) as valid_lines,
+        count(*) filter (where exclusion_reason is not null) as excluded_lines,
+        min(invoiced_at) as first_invoiced_at,
+        max(invoiced_at) as last_invoiced_at
+
+    from classified
+    group by load_id
+
+),
+
+stored_rejections as (
+
+    select
+        load_id,
+        count(*) as stored_rejected_lines
+
+    from rejected_lines
+    group by load_id
+
+),
+
+final as (
+
+    select
+        load_log.load_id,
+        load_log.file_name,
+        load_log.file_layout,
+        load_log.file_sha256,
+        load_log.loaded_at,
+        load_log.lines_read,
+        load_log.lines_loaded,
+        load_log.lines_rejected,
+        cast(coalesce(stored_lines.stored_lines, 0) as bigint) as stored_lines,
+        cast(coalesce(stored_rejections.stored_rejected_lines, 0) as bigint) as stored_rejected_lines,
+        cast(coalesce(stored_lines.valid_lines, 0) as bigint) as valid_lines,
+        cast(coalesce(stored_lines.excluded_lines, 0) as bigint) as excluded_lines,
+        {{ safe_ratio('stored_lines.valid_lines', 'load_log.lines_read') }} as valid_line_share,
+        stored_lines.first_invoiced_at,
+        stored_lines.last_invoiced_at
+
+    from load_log
+    left join stored_lines
+        on load_log.load_id = stored_lines.load_id
+    left join stored_rejections
+        on load_log.load_id = stored_rejections.load_id
+
+)
+
+select * from final
