@@ -31,7 +31,7 @@ sample: $(SAMPLE)
 run: $(STAMP)
 	@if [ -n "$(DATA)" ]; then $(BIN)/insiders load "$(DATA)" --target $(TARGET); \
 	else $(MAKE) --no-print-directory sample && $(BIN)/insiders load $(SAMPLE) --target $(TARGET); fi
-	$(BIN)/dbt build --target $(TARGET)
+	$(BIN)/dbt build --selector features --target $(TARGET)
 
 lint: $(STAMP)
 	$(BIN)/ruff check python_jobs tests benchmarks
