@@ -79,6 +79,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Write a synthetic raw file with planted segments and its truth file."""
     from insiders.generate import generate_sample
 
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     result = generate_sample(
         args.out,
         customers=args.customers,
@@ -89,6 +90,128 @@ def cmd_generate(args: argparse.Namespace) -> int:
     segments = ", ".join(f"{name} {count:,}" for name, count in sorted(result.segments.items()))
     print(f"Wrote {result.lines:,} lines for {result.customers:,} customers to {result.path}")
     print(f"Wrote the planted segments ({segments}) to {result.truth_path}")
+    return 0
+
+
+def _model_config(args: argparse.Namespace):
+    from insiders.model import ModelConfig
+
+    overrides: dict = {}
+    if getattr(args, "k", None):
+        overrides["k"] = args.k
+    if getattr(args, "seed", None) is not None:
+        overrides["seed"] = args.seed
+    if getattr(args, "features", None):
+        overrides["features"] = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    return ModelConfig(**overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Fit the segmentation model on customer_features and write a new version to the artifact store."""
+    from insiders.artifacts import open_store
+    from insiders.training import train
+    from insiders.warehouse import connect
+
+    store = open_store(args.artifacts)
+    config = _model_config(args)
+    with connect(args.target) as wh:
+        print(f"Training on {wh.target.describe()}; artifacts in {store.describe()}")
+        started = time.monotonic()
+        outcome = train(wh, store, wh.target.schema, config, promote=args.promote)
+    saved = outcome.saved
+    print(f"Model selection ({saved.manifest['chosen']}):")
+    print(outcome.selection.to_string(index=False))
+    print("\nSegment profiles:")
+    print(outcome.profile.to_string(index=False))
+    print(f"\nSaved model version {saved.version} (sha256 {saved.model.sha256}) in {time.monotonic() - started:.1f} s")
+    if outcome.promoted:
+        from insiders.registry import pin_file
+
+        print(f"Promoted: {pin_file()} now pins {saved.version}; commit it to deploy")
+    else:
+        print(f"Not promoted; to use it for scoring: insiders promote {saved.version}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Pin an existing model version for scoring."""
+    from insiders.artifacts import open_store
+    from insiders.registry import pin_file, read_manifest
+    from insiders.training import promote_version
+
+    store = open_store(args.artifacts)
+    manifest = read_manifest(store, args.version)
+    artifact = manifest["artifact"]
+    promote_version(store, args.version, artifact["sha256"], artifact.get("s3_version_id"))
+    print(f"{pin_file()} now pins model {args.version} (sha256 {artifact['sha256']})")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the model versions in the artifact store and which one is pinned."""
+    from insiders.artifacts import open_store
+    from insiders.registry import list_versions, read_manifest, read_pin
+
+    store = open_store(args.artifacts)
+    pin = read_pin(required=False)
+    versions = list_versions(store)
+    print(f"Model versions in {store.describe()}:")
+    if not versions:
+        print("  (none) - run `insiders train --promote`")
+    for version in versions:
+        manifest = read_manifest(store, version)
+        mark = "*" if pin and pin.version == version else " "
+        data = manifest.get("training_data", {})
+        print(
+            f" {mark} {version}  k={manifest.get('config', {}).get('k') or '-'}  customers={data.get('customers')}"
+            f"  sha256={manifest['artifact']['sha256'][:12]}"
+        )
+    if pin:
+        print(f"(* pinned: {pin.version})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Print the stability of the Insiders membership for the configured pipeline."""
+    from insiders.model import stability
+    from insiders.training import read_features
+    from insiders.warehouse import connect
+
+    config = _model_config(args)
+    with connect(args.target) as wh:
+        print(f"Evaluating on {wh.target.describe()}")
+        frame, _ = read_features(wh, wh.target.schema)
+    report = stability(frame, config, seeds=args.seeds, samples=args.samples)
+    print(report.to_text())
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Apply the pinned model to customer_features and publish customer_segments."""
+    from insiders.artifacts import open_store
+    from insiders.registry import load_pinned, read_pin
+    from insiders.scoring import score
+    from insiders.warehouse import connect
+
+    pin = read_pin()
+    assert pin is not None
+    store = open_store(args.artifacts or os.environ.get("INSIDERS_ARTIFACT_URI") or pin.artifact_uri)
+    loaded = load_pinned(store, pin)
+    print(f"Model {pin.version} verified (sha256 {pin.sha256[:12]}…) from {store.describe()}")
+    with connect(args.target) as wh:
+        result = score(
+            wh,
+            loaded,
+            wh.target.schema,
+            allow_extra_columns=args.allow_extra_columns,
+            progress=None if args.quiet else _Progress("scored"),
+        )
+        print(
+            f"Scored {result.customers:,} customers into {wh.target.schema}.customer_segments "
+            f"(run {result.run_id}) in {result.seconds:.1f} s; {result.insiders:,} Insiders"
+        )
+    for name, n in sorted(result.segments.items(), key=lambda kv: -kv[1]):
+        print(f"  {name}: {n:,}")
     return 0
 
 
@@ -130,6 +253,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_generate)
+
+    artifacts_help = "artifact store: a folder or s3://bucket/prefix (default: $INSIDERS_ARTIFACT_URI or artifacts/)"
+    p = sub.add_parser("train", help="fit the segmentation model on customer_features and store a new version")
+    p.add_argument("--target", help=target_help)
+    p.add_argument("--k", type=int, help="number of segments (default: chosen by the selection rule)")
+    p.add_argument("--seed", type=int, help="random seed (default 42)")
+    p.add_argument("--features", help="comma-separated clustering features (default: the configured list)")
+    p.add_argument("--artifacts", help=artifacts_help)
+    p.add_argument("--promote", action="store_true", help="pin the new version for scoring")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("promote", help="pin an existing model version for scoring")
+    p.add_argument("version")
+    p.add_argument("--artifacts", help=artifacts_help)
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("models", help="list model versions and the pinned one")
+    p.add_argument("--artifacts", help=artifacts_help)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("evaluate", help="measure how stable the Insiders membership is (seeds, 80%% samples)")
+    p.add_argument("--target", help=target_help)
+    p.add_argument("--k", type=int, help="number of segments (default: chosen by the selection rule)")
+    p.add_argument("--seed", type=int, help="base random seed (default 42)")
+    p.add_argument("--features", help="comma-separated clustering features")
+    p.add_argument("--seeds", type=int, default=5, help="models trained with other seeds (default 5)")
+    p.add_argument("--samples", type=int, default=5, help="models trained on 80%% samples (default 5)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("score", help="apply the pinned model and publish customer_segments")
+    p.add_argument("--target", help=target_help)
+    p.add_argument("--artifacts", help=artifacts_help)
+    p.add_argument(
+        "--allow-extra-columns",
+        action="store_true",
+        help="score even if customer_features gained columns since the model was trained",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_score)
     return parser
 
 
