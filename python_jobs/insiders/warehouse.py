@@ -177,6 +177,37 @@ class Warehouse:
             cols = [d[0] for d in cur.description]
             return pd.DataFrame(cur.fetchall(), columns=cols)
 
+    def iter_frames(self, sql: str, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """Stream a query's result as DataFrames of at most ``chunk_rows`` rows (flat memory)."""
+        if self.kind == "duckdb":
+            # A cursor of its own, so that statements run while streaming do not cancel the stream.
+            cursor = self.conn.cursor()
+            try:
+                reader = cursor.sql(sql).to_arrow_reader(chunk_rows)
+                for batch in reader:
+                    if batch.num_rows:
+                        yield batch.to_pandas()
+            finally:
+                cursor.close()
+            return
+        with self.conn.cursor(name=f"insiders_stream_{id(self)}") as cur:
+            cur.itersize = chunk_rows
+            cur.execute(sql)
+            while True:
+                rows = cur.fetchmany(chunk_rows)
+                if not rows:
+                    break
+                yield pd.DataFrame(rows, columns=[d[0] for d in cur.description])
+
+    def columns(self, schema: str, table: str) -> dict[str, str]:
+        """Column name -> lower-case data type, in table order ({} when the relation does not exist)."""
+        rows = self.query(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = %s and table_name = %s order by ordinal_position",
+            [schema, table],
+        )
+        return {str(name): str(kind).lower() for name, kind in rows}
+
     def relation_exists(self, schema: str, table: str) -> bool:
         """Whether a table or view exists."""
         rows = self.query(

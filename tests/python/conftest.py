@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from insiders.warehouse import Target, connect, load_target, project_dir
@@ -119,11 +120,14 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def run_dbt(*args: str, target: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run dbt in the project with the given target."""
+def run_dbt(
+    *args: str, target: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run dbt in the project with the given target (``env`` adds or overrides environment variables)."""
     dbt = Path(sys.executable).with_name("dbt")
     env = {
         **os.environ,
+        **(env or {}),
         "DBT_PROFILES_DIR": str(PROJECT),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         # Tests keep dbt's artifacts and logs out of the working tree.
@@ -141,3 +145,42 @@ def run_dbt(*args: str, target: str, check: bool = True) -> subprocess.Completed
     if check and proc.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-6000:]}\n{proc.stderr}")
     return proc
+
+
+def _features_of(raw_file: Path, folder: Path) -> pd.DataFrame:
+    """Load a raw file into a fresh DuckDB file, build the features step with dbt, and read customer_features."""
+    from insiders.loader import load_file
+    from insiders.training import read_features
+
+    env = {"INSIDERS_DUCKDB_PATH": str(folder / "warehouse.duckdb")}
+    previous = os.environ.get("INSIDERS_DUCKDB_PATH")
+    os.environ.update(env)
+    try:
+        with connect("local") as wh:
+            load_file(wh, raw_file)
+        run_dbt("build", "--selector", "features", target="local", env=env)
+        with connect("local") as wh:
+            frame, _ = read_features(wh, "main")
+    finally:
+        if previous is None:
+            os.environ.pop("INSIDERS_DUCKDB_PATH", None)
+        else:
+            os.environ["INSIDERS_DUCKDB_PATH"] = previous
+    return frame
+
+
+@pytest.fixture(scope="session")
+def real_features(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """customer_features of the real file, built by the project's own loader and dbt models (DuckDB)."""
+    return _features_of(real_data, tmp_path_factory.mktemp("real_features"))
+
+
+@pytest.fixture(scope="session")
+def generated_features(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """customer_features of a generated file (default size, seed 7) and its truth file (customer_id, segment)."""
+    from insiders.generate import generate_sample
+
+    folder = tmp_path_factory.mktemp("generated_features")
+    result = generate_sample(folder / "sample.csv.gz", seed=7)
+    truth = pd.read_csv(result.truth_path)
+    return _features_of(result.path, folder), truth
