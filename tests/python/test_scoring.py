@@ -266,3 +266,26 @@ def test_cli_score_without_a_pin_says_what_to_do(duckdb_file: Path, pin_path: Pa
     proc = run_cli("score", check=False)
     assert proc.returncode == 2
     assert "no model is pinned" in proc.stderr and "insiders train --promote" in proc.stderr
+
+
+def test_cli_promote_pins_an_older_version_and_models_lists_it(
+    duckdb_file: Path, tmp_path: Path, pin_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INSIDERS_ARTIFACT_URI", str(tmp_path / "artifacts"))
+    with connect("local") as wh:
+        create_features(wh, synthetic_features())
+    first = run_cli("train", "--target", "local", "--k", "3", "--promote")
+    second = run_cli("train", "--target", "local", "--k", "4")
+    v1 = read_pin().version
+    assert v1 in first.stdout and "Not promoted" in second.stdout
+    store = LocalStore(tmp_path / "artifacts")
+    versions = registry.list_versions(store)
+    assert len(versions) == 2 and v1 in versions
+    v2 = next(v for v in versions if v != v1)
+    run_cli("promote", v2)
+    assert read_pin().version == v2
+    listing = run_cli("models").stdout
+    assert f"* {v2}" in listing and f"  {v1}" in listing
+    unknown = run_cli("promote", "19990101T000000Z-deadbeef", check=False)
+    assert unknown.returncode == 2 and "is not in" in unknown.stderr
+    assert read_pin().version == v2, "a failed promotion leaves the pin alone"
