@@ -153,8 +153,40 @@ _ONE_TIME_SECOND_INVOICE = 0.03
 
 # Pack sizes, indexed by "level".
 _PACKS = np.array(
-    [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 25, 32, 36, 48, 50, 64, 72, 96, 100, 120, 144, 192, 200, 288,
-     300, 480, 576, 720, 960, 1200],
+    [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        8,
+        10,
+        12,
+        16,
+        20,
+        24,
+        25,
+        32,
+        36,
+        48,
+        50,
+        64,
+        72,
+        96,
+        100,
+        120,
+        144,
+        192,
+        200,
+        288,
+        300,
+        480,
+        576,
+        720,
+        960,
+        1200,
+    ],
     dtype=np.int64,
 )
 _PACK_SHIFT = np.array([s.pack_shift for s in _SEGMENTS] + [-3.5])
@@ -294,30 +326,168 @@ _MINUTE_TEXT = np.array([f"{m // 60}:{m % 60:02d}".encode() for m in range(1440)
 # Catalogue
 
 _COLOURS = (
-    "WHITE", "RED", "PINK", "BLUE", "GREEN", "IVORY", "CREAM", "BLACK", "SILVER", "GOLD", "PURPLE", "ORANGE",
-    "YELLOW", "PASTEL", "RETRO", "VINTAGE", "ANTIQUE", "NATURAL", "CHOCOLATE", "LIGHT BLUE", "DARK GREEN",
-    "BAROQUE", "ZINC", "WOODEN", "GLASS", "ENAMEL", "CERAMIC", "FELT", "PAPER", "WICKER", "MINT", "LILAC",
+    "WHITE",
+    "RED",
+    "PINK",
+    "BLUE",
+    "GREEN",
+    "IVORY",
+    "CREAM",
+    "BLACK",
+    "SILVER",
+    "GOLD",
+    "PURPLE",
+    "ORANGE",
+    "YELLOW",
+    "PASTEL",
+    "RETRO",
+    "VINTAGE",
+    "ANTIQUE",
+    "NATURAL",
+    "CHOCOLATE",
+    "LIGHT BLUE",
+    "DARK GREEN",
+    "BAROQUE",
+    "ZINC",
+    "WOODEN",
+    "GLASS",
+    "ENAMEL",
+    "CERAMIC",
+    "FELT",
+    "PAPER",
+    "WICKER",
+    "MINT",
+    "LILAC",
 )
 _MOTIFS = (
-    "HEART", "SPOTTY", "STRIPY", "PAISLEY", "FLORAL", "ROSE", "STAR", "UNION JACK", "BIRD", "OWL", "CHRISTMAS",
-    "SKULL", "POLKADOT", "REGENCY", "LOVEBIRD", "DAISY", "BUTTERFLY", "HEN", "CAT", "DOG", "ELEPHANT", "ROBOT",
-    "SPACEBOY", "DOLLY GIRL", "CIRCUS", "JUNGLE", "WOODLAND", "SNOWFLAKE", "REINDEER", "ANGEL", "FAIRY",
-    "ORIENTAL", "MOROCCAN", "FRENCH", "SCANDINAVIAN", "ENGLISH ROSE", "TEA PARTY", "GARDEN", "SEASIDE", "CHERRY",
+    "HEART",
+    "SPOTTY",
+    "STRIPY",
+    "PAISLEY",
+    "FLORAL",
+    "ROSE",
+    "STAR",
+    "UNION JACK",
+    "BIRD",
+    "OWL",
+    "CHRISTMAS",
+    "SKULL",
+    "POLKADOT",
+    "REGENCY",
+    "LOVEBIRD",
+    "DAISY",
+    "BUTTERFLY",
+    "HEN",
+    "CAT",
+    "DOG",
+    "ELEPHANT",
+    "ROBOT",
+    "SPACEBOY",
+    "DOLLY GIRL",
+    "CIRCUS",
+    "JUNGLE",
+    "WOODLAND",
+    "SNOWFLAKE",
+    "REINDEER",
+    "ANGEL",
+    "FAIRY",
+    "ORIENTAL",
+    "MOROCCAN",
+    "FRENCH",
+    "SCANDINAVIAN",
+    "ENGLISH ROSE",
+    "TEA PARTY",
+    "GARDEN",
+    "SEASIDE",
+    "CHERRY",
 )
 _ITEMS = (
-    "T-LIGHT HOLDER", "LANTERN", "CAKE CASES", "MUG", "TEA TOWEL", "JUMBO BAG", "LUNCH BAG", "DOORSTOP",
-    "CUSHION COVER", "PHOTO FRAME", "NAPKINS", "PARTY BUNTING", "WALL CLOCK", "STORAGE TIN", "NOTEBOOK",
-    "WATER BOTTLE", "HOT WATER BOTTLE", "PURSE", "COAT HANGER", "CANDLE", "GIFT WRAP", "GIFT TAGS", "CHARM",
-    "KEY RING", "BOWL", "PLATE", "JUG", "TEAPOT", "EGG CUP", "CAKE STAND", "CHOPPING BOARD", "APRON",
-    "OVEN GLOVE", "SHOPPING BAG", "WASHBAG", "MIRROR", "DRAWER KNOB", "HOOK", "METAL SIGN", "MAGNET", "PENCILS",
-    "STICKERS", "GREETING CARD", "RIBBONS", "BASKET", "PLANTER", "DOORMAT", "TRINKET BOX", "JEWELLERY BOX",
-    "HANGING DECORATION", "WREATH", "GARLAND", "LIGHTS", "UMBRELLA", "BEAKER", "TUMBLER", "STRAWS", "PAPER CUPS",
-    "PARTY BAG", "CRAYONS", "JIGSAW", "MONEY BOX", "SOAP DISH", "TISSUES", "PLASTERS IN TIN", "BAKING SET",
+    "T-LIGHT HOLDER",
+    "LANTERN",
+    "CAKE CASES",
+    "MUG",
+    "TEA TOWEL",
+    "JUMBO BAG",
+    "LUNCH BAG",
+    "DOORSTOP",
+    "CUSHION COVER",
+    "PHOTO FRAME",
+    "NAPKINS",
+    "PARTY BUNTING",
+    "WALL CLOCK",
+    "STORAGE TIN",
+    "NOTEBOOK",
+    "WATER BOTTLE",
+    "HOT WATER BOTTLE",
+    "PURSE",
+    "COAT HANGER",
+    "CANDLE",
+    "GIFT WRAP",
+    "GIFT TAGS",
+    "CHARM",
+    "KEY RING",
+    "BOWL",
+    "PLATE",
+    "JUG",
+    "TEAPOT",
+    "EGG CUP",
+    "CAKE STAND",
+    "CHOPPING BOARD",
+    "APRON",
+    "OVEN GLOVE",
+    "SHOPPING BAG",
+    "WASHBAG",
+    "MIRROR",
+    "DRAWER KNOB",
+    "HOOK",
+    "METAL SIGN",
+    "MAGNET",
+    "PENCILS",
+    "STICKERS",
+    "GREETING CARD",
+    "RIBBONS",
+    "BASKET",
+    "PLANTER",
+    "DOORMAT",
+    "TRINKET BOX",
+    "JEWELLERY BOX",
+    "HANGING DECORATION",
+    "WREATH",
+    "GARLAND",
+    "LIGHTS",
+    "UMBRELLA",
+    "BEAKER",
+    "TUMBLER",
+    "STRAWS",
+    "PAPER CUPS",
+    "PARTY BAG",
+    "CRAYONS",
+    "JIGSAW",
+    "MONEY BOX",
+    "SOAP DISH",
+    "TISSUES",
+    "PLASTERS IN TIN",
+    "BAKING SET",
 )
 _PRODUCTS = 3800
 _ADJUSTMENT_NOTES = (
-    "check", "?", "damaged", "damages", "found", "adjustment", "thrown away", "sold as set online", "amazon",
-    "wet damaged", "missing", "mixed up", "counted", "given away", "faulty", "crushed", "damaged, thrown away",
+    "check",
+    "?",
+    "damaged",
+    "damages",
+    "found",
+    "adjustment",
+    "thrown away",
+    "sold as set online",
+    "amazon",
+    "wet damaged",
+    "missing",
+    "mixed up",
+    "counted",
+    "given away",
+    "faulty",
+    "crushed",
+    "damaged, thrown away",
 )
 
 
@@ -455,8 +625,16 @@ _INVOICE_FIELDS = ("prefix", "day", "minute", "cust", "country", "profile", "nre
 
 def _part(n: int, **values: np.ndarray | int) -> dict[str, np.ndarray]:
     """Invoice-level columns of ``n`` invoices, with defaults for the columns not given."""
-    defaults = {"prefix": 0, "cust": -1, "country": _UK, "profile": _ANON, "nreg": 0, "xentry": -1, "xqty": 0,
-                "xprice": 0}
+    defaults = {
+        "prefix": 0,
+        "cust": -1,
+        "country": _UK,
+        "profile": _ANON,
+        "nreg": 0,
+        "xentry": -1,
+        "xqty": 0,
+        "xprice": 0,
+    }
     out = {}
     for name in _INVOICE_FIELDS:
         value = values.get(name, defaults.get(name))
@@ -611,9 +789,14 @@ def _plan(rng: np.random.Generator, cal: _Calendar, cust: _Customers, cat: _Cata
         """``n`` one-line invoices, on the day and minute of random invoices of ``host_pool`` if given."""
         if host_pool is not None and len(host_pool["day"]):
             host = rng.integers(0, len(host_pool["day"]), n)
-            values = {"day": host_pool["day"][host], "minute": host_pool["minute"][host],
-                      "cust": host_pool["cust"][host], "country": host_pool["country"][host],
-                      "profile": host_pool["profile"][host], **values}
+            values = {
+                "day": host_pool["day"][host],
+                "minute": host_pool["minute"][host],
+                "cust": host_pool["cust"][host],
+                "country": host_pool["country"][host],
+                "profile": host_pool["profile"][host],
+                **values,
+            }
         else:
             values = {"day": cal.sample_all(rng, n), "minute": _minutes(rng, n), **values}
         parts.append(_part(n, **values))
@@ -631,28 +814,50 @@ def _plan(rng: np.random.Generator, cal: _Calendar, cust: _Customers, cat: _Cata
     for pool, k in ((sales, on_customers), (None, n - on_customers)):
         credit = rng.random(k) < 0.15
         many = rng.random(k) < 0.1
-        standalone(k, pool, prefix=np.where(credit, ord("C"), 0), xentry=cat.special["M"],
-                   xqty=np.where(credit, -1, 1) * np.where(many, rng.integers(2, 100, k), 1),
-                   xprice=_price_pence(rng, 2.5, 1.6, k, 6000.0))
+        standalone(
+            k,
+            pool,
+            prefix=np.where(credit, ord("C"), 0),
+            xentry=cat.special["M"],
+            xqty=np.where(credit, -1, 1) * np.where(many, rng.integers(2, 100, k), 1),
+            xprice=_price_pence(rng, 2.5, 1.6, k, 6000.0),
+        )
     standalone(1, sales, xentry=cat.special["m"], xqty=1, xprice=_price_pence(rng, 2.5, 0.5, 1, 100.0))
     n = _rate_count(0.00014, lines)
-    standalone(n, sales, prefix=ord("C"), xentry=cat.special["D"], xqty=-1,
-               xprice=_price_pence(rng, 20.0, 0.7, n, 300.0))
+    standalone(
+        n, sales, prefix=ord("C"), xentry=cat.special["D"], xqty=-1, xprice=_price_pence(rng, 20.0, 0.7, n, 300.0)
+    )
     n = _rate_count(0.00012, lines)
     credit = rng.random(n) < 0.7
-    standalone(n, prefix=np.where(credit, ord("C"), 0), xentry=cat.special["S"], xqty=np.where(credit, -1, 1),
-               xprice=_price_pence(rng, 40.0, 1.0, n, 3000.0))
+    standalone(
+        n,
+        prefix=np.where(credit, ord("C"), 0),
+        xentry=cat.special["S"],
+        xqty=np.where(credit, -1, 1),
+        xprice=_price_pence(rng, 40.0, 1.0, n, 3000.0),
+    )
     n = _rate_count(0.00006, lines)
     credit = rng.random(n) < 0.8
-    standalone(n, prefix=np.where(credit, ord("C"), 0), xentry=cat.special["AMAZONFEE"],
-               xqty=np.where(credit, -1, 1), xprice=_price_pence(rng, 3000.0, 0.9, n, 20000.0))
+    standalone(
+        n,
+        prefix=np.where(credit, ord("C"), 0),
+        xentry=cat.special["AMAZONFEE"],
+        xqty=np.where(credit, -1, 1),
+        xprice=_price_pence(rng, 3000.0, 0.9, n, 20000.0),
+    )
     n = _rate_count(0.00003, lines)
-    standalone(n, sales, prefix=ord("C"), xentry=cat.special["CRUK"], xqty=-1,
-               xprice=_price_pence(rng, 25.0, 0.8, n, 500.0))
+    standalone(
+        n, sales, prefix=ord("C"), xentry=cat.special["CRUK"], xqty=-1, xprice=_price_pence(rng, 25.0, 0.8, n, 500.0)
+    )
     n = _rate_count(0.00007, lines)
     credit = rng.random(n) < 0.2
-    standalone(n, prefix=np.where(credit, ord("C"), 0), xentry=cat.special["BANK CHARGES"],
-               xqty=np.where(credit, -1, 1), xprice=15000)
+    standalone(
+        n,
+        prefix=np.where(credit, ord("C"), 0),
+        xentry=cat.special["BANK CHARGES"],
+        xqty=np.where(credit, -1, 1),
+        xprice=15000,
+    )
     for code in ("DCGSSBOY", "DCGSSGIRL"):
         n = _rate_count(0.000025, lines)
         standalone(n, xentry=cat.special[code], xqty=rng.integers(1, 3, n), xprice=3290)
@@ -664,12 +869,22 @@ def _plan(rng: np.random.Generator, cal: _Calendar, cust: _Customers, cat: _Cata
     debt_day = int(cal.snap_back(np.array([cal.first_open + int(0.64 * (cal.last_open - cal.first_open))]))[0])
     amount = int(_price_pence(rng, 9000.0, 0.4, 1, 30000.0)[0])
     minute = int(_minutes(rng, 1)[0]) % 1437
-    parts.append(_part(3, prefix=ord("A"), day=debt_day, minute=np.arange(minute, minute + 3),
-                       xentry=cat.special["B"], xqty=1, xprice=np.array([amount, -amount, -amount])))
+    parts.append(
+        _part(
+            3,
+            prefix=ord("A"),
+            day=debt_day,
+            minute=np.arange(minute, minute + 3),
+            xentry=cat.special["B"],
+            xqty=1,
+            xprice=np.array([amount, -amount, -amount]),
+        )
+    )
 
     # Extra lines on existing invoices: postage of foreign customers, free gifts, sub-penny prices.
-    sales["xentry"] = np.where((sales["country"] != _UK) & (rng.random(len(sales["day"])) < 0.5),
-                               cat.special["POST"], -1)
+    sales["xentry"] = np.where(
+        (sales["country"] != _UK) & (rng.random(len(sales["day"])) < 0.5), cat.special["POST"], -1
+    )
     sales["xqty"] = rng.integers(1, 4, len(sales["day"]))
     sales["xprice"] = rng.choice([15000, 18000, 28000, 40000], len(sales["day"]))
     free = np.flatnonzero(sales["xentry"] < 0)
@@ -815,8 +1030,17 @@ class _Formatter:
         comma = np.full((total, 1), ord(","), dtype=np.uint8)
         matrix = np.concatenate(
             [
-                head[line_inv], comma, self.entries[entry], comma, _digits(quantity, 7, sign=True), comma,
-                date[line_inv], comma, _price_block(unit, 7), comma, tail[line_inv],
+                head[line_inv],
+                comma,
+                self.entries[entry],
+                comma,
+                _digits(quantity, 7, sign=True),
+                comma,
+                date[line_inv],
+                comma,
+                _price_block(unit, 7),
+                comma,
+                tail[line_inv],
             ],
             axis=1,
         )
