@@ -1,6 +1,8 @@
 # insiders: developer and operator entry points.
-#   make run    sample data (or DATA=path/to/file) -> load -> dbt build, on the embedded DuckDB
-#   make test   lint + dbt build + pytest
+#   make run    the whole job on the embedded DuckDB: sample data (or DATA=path/to/file) -> load ->
+#               features -> train and pin a model if none is pinned -> score -> marts -> report.html ->
+#               the answers to the business questions
+#   make test   lint (ruff, sqlfluff) + the whole test suite
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -28,10 +30,15 @@ $(SAMPLE): | $(STAMP)
 
 sample: $(SAMPLE)
 
+# The quick start keeps its model pin beside its data (data/ is git-ignored), so trying the project never
+# changes the version-controlled pinned_model.yml that production deploys.
+run: export INSIDERS_PIN_FILE ?= data/pinned_model.yml
 run: $(STAMP)
-	@if [ -n "$(DATA)" ]; then $(BIN)/insiders load "$(DATA)" --target $(TARGET); \
-	else $(MAKE) --no-print-directory sample && $(BIN)/insiders load $(SAMPLE) --target $(TARGET); fi
-	$(BIN)/dbt build --selector features --target $(TARGET)
+	@if [ -z "$(DATA)" ]; then $(MAKE) --no-print-directory sample; fi
+	$(BIN)/insiders run --target $(TARGET) --source "$(if $(DATA),$(DATA),$(SAMPLE))" --train-if-unpinned
+	$(BIN)/insiders report --target $(TARGET) --out report.html
+	@echo
+	$(BIN)/insiders answers --target $(TARGET)
 
 lint: $(STAMP)
 	$(BIN)/ruff check python_jobs tests benchmarks

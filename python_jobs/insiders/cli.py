@@ -215,6 +215,56 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Load, build features, score with the pinned model and build the marts, in one locked run."""
+    from insiders.pipeline import PipelineStepError, RunReport, run
+    from insiders.warehouse import load_target
+
+    report = RunReport(target=load_target(args.target).describe())
+    try:
+        run(
+            args.target,
+            args.source,
+            train_if_unpinned=args.train_if_unpinned,
+            dbt_vars=args.vars,
+            log=lambda line: print(line, flush=True),
+            report=report,
+        )
+    except PipelineStepError:
+        print("\nRun FAILED. Steps:", flush=True)
+        print(report.table(), flush=True)
+        raise
+    print("\nRun succeeded. Steps:")
+    print(report.table())
+    return 0
+
+
+def cmd_answers(args: argparse.Namespace) -> int:
+    """Print the answers to the business questions from the marts."""
+    from insiders.answers import business_answers
+    from insiders.warehouse import connect
+
+    with connect(args.target) as wh:
+        print(business_answers(wh))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the self-contained HTML report of the latest run."""
+    from insiders.report import DEFAULT_TITLE, write_report
+    from insiders.warehouse import connect
+
+    with connect(args.target) as wh:
+        result = write_report(wh, Path(args.out), title=args.title or DEFAULT_TITLE)
+    print(
+        f"Wrote {result.path} ({result.size_bytes / 1024:,.0f} KiB): {result.insiders:,} Insiders of "
+        f"{result.customers:,} customers, model {result.model_version}, {result.charts} charts"
+    )
+    for note in result.notes:
+        print(f"  note: {note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -292,6 +342,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("run", help="the scheduled job: load new files, build features, score, build the marts")
+    p.add_argument("--target", help=target_help)
+    p.add_argument("--source", help="raw files to load first: a file, a folder or s3://bucket/prefix")
+    p.add_argument(
+        "--train-if-unpinned",
+        action="store_true",
+        help="train and pin a model when none is pinned (quick start; production pins deliberately)",
+    )
+    p.add_argument("--vars", help="dbt --vars for both dbt steps, e.g. '{as_of_date: 2011-06-30}' (back-fill)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("answers", help="print the answers to the business questions (latest run)")
+    p.add_argument("--target", help=target_help)
+    p.set_defaults(func=cmd_answers)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of the latest run")
+    p.add_argument("--target", help=target_help)
+    p.add_argument("--out", default="report.html", help="output file (default report.html)")
+    p.add_argument("--title", help="report title")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

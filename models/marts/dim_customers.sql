@@ -1,0 +1,110 @@
+-- One row per customer: every customer of customer_features with their features and current segment, plus the
+-- few customers who have valid lines but no features row (returns only, or only lines after the reference day
+-- of a back-fill), so that every customer line of fct_sales finds its customer.
+with
+
+customer_features as (
+
+    select * from {{ ref('customer_features') }}
+
+),
+
+customer_segments as (
+
+    select * from {{ source('segmentation', 'customer_segments') }}
+
+),
+
+sales as (
+
+    select * from {{ ref('int_sales__cleaned') }}
+
+),
+
+-- The country of a customer without features: that of their latest line, ties broken as in customer_features.
+latest_customer_lines as (
+
+    select
+        customer_id,
+        country,
+        row_number() over (
+            partition by customer_id
+            order by invoiced_at desc, invoice_no desc, load_id desc, line_number desc
+        ) as recency_rank
+
+    from sales
+    where not is_anonymous
+
+),
+
+customers_without_features as (
+
+    select
+        latest_customer_lines.customer_id,
+        latest_customer_lines.country
+
+    from latest_customer_lines
+    left join customer_features
+        on latest_customer_lines.customer_id = customer_features.customer_id
+    where
+        latest_customer_lines.recency_rank = 1
+        and customer_features.customer_id is null
+
+),
+
+customers as (
+
+    select
+        customer_id,
+        country,
+        true as has_features
+
+    from customer_features
+
+    union all
+
+    select
+        customer_id,
+        country,
+        false as has_features
+
+    from customers_without_features
+
+),
+
+final as (
+
+    select
+        cast(customers.customer_id as bigint) as customer_id,
+        cast(customers.country as varchar) as country,
+        cast(customer_features.first_purchase_day as date) as first_purchase_day,
+        cast(customer_features.last_purchase_day as date) as last_purchase_day,
+        cast(customers.has_features as boolean) as has_features,
+        cast(customer_features.as_of_date as date) as as_of_date,
+        cast(customer_features.gross_revenue as numeric(18, 4)) as gross_revenue,
+        cast(customer_features.recency_days as integer) as recency_days,
+        cast(customer_features.qty_invoices as bigint) as qty_invoices,
+        cast(customer_features.qty_items as bigint) as qty_items,
+        cast(customer_features.qty_products as bigint) as qty_products,
+        cast(customer_features.avg_ticket as double precision) as avg_ticket,
+        cast(customer_features.avg_recency_days as double precision) as avg_recency_days,
+        cast(customer_features.frequency as double precision) as frequency,
+        cast(customer_features.qty_returns as bigint) as qty_returns,
+        cast(customer_features.avg_basket_size as double precision) as avg_basket_size,
+        cast(customer_features.avg_unique_basket_size as double precision) as avg_unique_basket_size,
+        cast(customer_segments.segment_rank as integer) as segment_rank,
+        cast(customer_segments.segment_name as varchar) as segment_name,
+        -- A customer without a segment is not eligible: false, not unknown, for filters in reports.
+        cast(coalesce(customer_segments.is_insider, false) as boolean) as is_insider,
+        cast(customer_segments.model_version as varchar) as model_version,
+        cast(customer_segments.scored_at as timestamp) as scored_at
+
+    from customers
+    left join customer_features
+        on customers.customer_id = customer_features.customer_id
+    left join customer_segments
+        on customers.customer_id = customer_segments.customer_id
+
+)
+
+select * from final

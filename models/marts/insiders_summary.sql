@@ -1,0 +1,100 @@
+-- One row that answers business questions 2 to 5 for the latest scoring run: how many Insiders, their share of
+-- customers, what characterises them (mean spend, recency, frequency, products, returns, basket), the share of
+-- revenue they bring, and how many entered and left since the previous run. Built as a single aggregate, so the
+-- row exists even when a run finds no Insiders.
+with
+
+customer_segments as (
+
+    select * from {{ source('segmentation', 'customer_segments') }}
+
+),
+
+dim_customers as (
+
+    select * from {{ ref('dim_customers') }}
+
+),
+
+insiders_changes as (
+
+    select * from {{ ref('insiders_changes') }}
+
+),
+
+current_run as (
+
+    select
+        max(run_id) as run_id,
+        max(model_version) as model_version,
+        max(scored_at) as scored_at
+
+    from customer_segments
+
+),
+
+customers as (
+
+    select
+        max(as_of_date) as as_of_date,
+        count(*) as customers,
+        sum(case when is_insider then 1 else 0 end) as insiders,
+        sum(gross_revenue) as revenue,
+        sum(case when is_insider then gross_revenue else 0 end) as insiders_revenue,
+        avg(case when is_insider then cast(gross_revenue as double precision) end) as mean_gross_revenue,
+        avg(case when is_insider then cast(recency_days as double precision) end) as mean_recency_days,
+        avg(case when is_insider then frequency end) as mean_frequency,
+        avg(case when is_insider then cast(qty_invoices as double precision) end) as mean_qty_invoices,
+        avg(case when is_insider then cast(qty_products as double precision) end) as mean_qty_products,
+        avg(case when is_insider then cast(qty_returns as double precision) end) as mean_qty_returns,
+        avg(case when is_insider then avg_basket_size end) as mean_avg_basket_size,
+        avg(case when is_insider then avg_ticket end) as mean_avg_ticket
+
+    from dim_customers
+    where segment_rank is not null
+
+),
+
+changes as (
+
+    select
+        sum(case when insiders_changes.membership_change = 'entered' then 1 else 0 end) as entered,
+        sum(case when insiders_changes.membership_change = 'left' then 1 else 0 end) as left_count
+
+    from insiders_changes
+    inner join current_run
+        on insiders_changes.run_id = current_run.run_id
+
+),
+
+final as (
+
+    select
+        cast(current_run.run_id as varchar) as run_id,
+        cast(current_run.model_version as varchar) as model_version,
+        cast(current_run.scored_at as timestamp) as scored_at,
+        cast(customers.as_of_date as date) as as_of_date,
+        cast(coalesce(customers.insiders, 0) as bigint) as insiders,
+        cast(customers.customers as bigint) as customers,
+        {{ safe_ratio('customers.insiders', 'customers.customers') }} as insiders_share,
+        cast(customers.mean_gross_revenue as double precision) as mean_gross_revenue,
+        cast(customers.mean_recency_days as double precision) as mean_recency_days,
+        cast(customers.mean_frequency as double precision) as mean_frequency,
+        cast(customers.mean_qty_invoices as double precision) as mean_qty_invoices,
+        cast(customers.mean_qty_products as double precision) as mean_qty_products,
+        cast(customers.mean_qty_returns as double precision) as mean_qty_returns,
+        cast(customers.mean_avg_basket_size as double precision) as mean_avg_basket_size,
+        cast(customers.mean_avg_ticket as double precision) as mean_avg_ticket,
+        cast(coalesce(customers.insiders_revenue, 0) as numeric(18, 4)) as insiders_revenue,
+        cast(coalesce(customers.revenue, 0) as numeric(18, 4)) as revenue,
+        {{ safe_ratio('customers.insiders_revenue', 'customers.revenue') }} as insiders_revenue_share,
+        cast(coalesce(changes.entered, 0) as bigint) as entered_since_previous_run,
+        cast(coalesce(changes.left_count, 0) as bigint) as left_since_previous_run
+
+    from current_run
+    cross join customers
+    cross join changes
+
+)
+
+select * from final

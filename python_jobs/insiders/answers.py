@@ -1,0 +1,48 @@
+"""The business questions, answered in plain words from the marts (``insiders answers``)."""
+
+from __future__ import annotations
+
+from insiders.errors import InsidersError
+from insiders.report import marts_schema
+from insiders.warehouse import Warehouse
+
+SHOWN_IDS = 20
+
+
+def business_answers(wh: Warehouse) -> str:
+    """Answers to questions 1-5 of the business brief for the latest scoring run, from the marts."""
+    schema = marts_schema(wh)
+    summary = wh.query_df(f"select * from {schema}.insiders_summary")
+    if summary.empty:
+        raise InsidersError("insiders_summary is empty: no scoring run yet")
+    s = summary.iloc[0]
+    everyone = wh.query_df(
+        f"select avg(cast(gross_revenue as double precision)) as spend, avg(cast(recency_days as double precision))"
+        f" as recency, avg(frequency) as frequency, avg(cast(qty_products as double precision)) as products,"
+        f" avg(cast(qty_returns as double precision)) as returns, avg(avg_basket_size) as basket"
+        f" from {schema}.dim_customers"
+    ).iloc[0]
+    ids = [
+        int(r[0]) for r in wh.query(f"select customer_id from {schema}.insiders order by customer_id limit {SHOWN_IDS}")
+    ]
+    n = int(s["insiders"])
+    more = f" … and {n - len(ids):,} more" if n > len(ids) else ""
+    lines = [
+        f"Insiders, model {s['model_version']}, scored {s['scored_at']} (features as of {str(s['as_of_date'])[:10]})",
+        "",
+        f"1. Who is eligible? {n:,} customers: {', '.join(str(i) for i in ids)}{more}.",
+        f"   The full list is the `{schema}.insiders` table.",
+        f"2. How many? {n:,} of {int(s['customers']):,} customers ({float(s['insiders_share']):.1%}).",
+        "3. What characterises them (Insiders vs all customers, means)?",
+        f"   spend {float(s['mean_gross_revenue']):,.2f} vs {float(everyone['spend']):,.2f}; "
+        f"recency {float(s['mean_recency_days']):.0f} vs {float(everyone['recency']):.0f} days; "
+        f"frequency {float(s['mean_frequency']):.3f} vs {float(everyone['frequency']):.3f} invoices/day;",
+        f"   products {float(s['mean_qty_products']):,.0f} vs {float(everyone['products']):,.0f} lines; "
+        f"returns {float(s['mean_qty_returns']):,.1f} vs {float(everyone['returns']):,.1f} units; "
+        f"basket {float(s['mean_avg_basket_size']):,.1f} vs {float(everyone['basket']):,.1f} units.",
+        f"4. Revenue share: {float(s['insiders_revenue_share']):.1%} of revenue "
+        f"({float(s['insiders_revenue']):,.2f} of {float(s['revenue']):,.2f}).",
+        f"5. Since the previous run: {int(s['entered_since_previous_run']):,} entered, "
+        f"{int(s['left_since_previous_run']):,} left (see `{schema}.insiders_changes`).",
+    ]
+    return "\n".join(lines)

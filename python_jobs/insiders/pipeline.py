@@ -1,0 +1,253 @@
+"""``insiders run``: the one command a schedule runs.
+
+Steps, in order, each timed and named:
+
+1. **load**: raw files of ``--source`` (a file, a folder, or an ``s3://bucket/prefix``) that are not loaded
+   yet (already loaded content is skipped by its sha256);
+2. **features**: ``dbt build --selector features`` (staging, cleaning, customer_features, quality, tests);
+3. **train** (only with ``--train-if-unpinned`` and no pinned model): ``insiders train --promote``;
+4. **score**: apply the pinned model and publish ``customer_segments``;
+5. **marts**: ``dbt build --selector segments`` (the marts and their tests).
+
+The run stops at the first failing step and exits non-zero, naming it. Two runs never overlap: on
+PostgreSQL a session advisory lock is held for the whole run; on DuckDB a lock file beside the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from insiders.errors import InsidersError
+from insiders.warehouse import Target, connect, load_target, project_dir
+
+RUN_LOCK_KEY = 0x1A5D_E200
+RAW_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
+# Truth files written beside generated samples are not raw data.
+IGNORED_SUFFIXES = (".truth.csv",)
+
+
+def _is_raw(name: str) -> bool:
+    lower = name.lower()
+    return lower.endswith(RAW_SUFFIXES) and not lower.endswith(IGNORED_SUFFIXES)
+
+
+class PipelineStepError(InsidersError):
+    """A step of the pipeline failed."""
+
+
+class RunInProgressError(InsidersError):
+    """Another ``insiders run`` holds the lock."""
+
+    exit_code = 3
+
+
+@dataclass
+class Step:
+    """A finished step."""
+
+    name: str
+    seconds: float
+    summary: str
+
+
+@dataclass
+class RunReport:
+    """What a run did, step by step."""
+
+    target: str
+    steps: list[Step] = field(default_factory=list)
+
+    def table(self) -> str:
+        """The final summary, one line per step."""
+        width = max(len(s.name) for s in self.steps) if self.steps else 5
+        lines = [f"  {s.name:<{width}}  {s.seconds:7.1f} s  {s.summary}" for s in self.steps]
+        total = sum(s.seconds for s in self.steps)
+        return "\n".join([*lines, f"  {'total':<{width}}  {total:7.1f} s"])
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Locks
+# ------------------------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def run_lock(target: Target) -> Iterator[None]:
+    """Hold the run lock of a warehouse for the duration of the block, or fail at once."""
+    if target.type == "postgres":
+        with connect(target) as wh:
+            wh.conn.autocommit = True
+            if not wh.query("select pg_try_advisory_lock(%s)", [RUN_LOCK_KEY])[0][0]:
+                raise RunInProgressError(
+                    f"another insiders run is in progress on {target.describe()} (it holds the run's advisory "
+                    "lock); this run exits without doing anything"
+                )
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    wh.query("select pg_advisory_unlock(%s)", [RUN_LOCK_KEY])
+        return
+    path = target.duckdb_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".run.lock")
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RunInProgressError(
+                f"another insiders run is in progress on {target.describe()} (lock file {lock_path}); "
+                "this run exits without doing anything"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Steps
+# ------------------------------------------------------------------------------------------------------------------
+def raw_files(source: str, workdir: Path) -> list[Path]:
+    """The raw files of a source, in name order; S3 objects are downloaded into ``workdir`` first."""
+    if source.startswith("s3://"):
+        from insiders.artifacts import open_store
+
+        store = open_store(source)
+        keys = [k for k in store.list() if _is_raw(k)]
+        paths = []
+        for key in sorted(keys):
+            local = workdir / key.replace("/", "__")
+            local.write_bytes(store.get(key))
+            paths.append(local)
+        return paths
+    path = Path(source)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and _is_raw(p.name))
+    raise PipelineStepError(f"source {source} is neither a file, a folder nor an s3:// prefix")
+
+
+def dbt_build(selector: str, target: Target, extra: list[str] | None = None) -> None:
+    """Run ``dbt build --selector`` in the project, streaming its output; raise when it fails."""
+    dbt = Path(sys.executable).with_name("dbt")
+    command = [
+        str(dbt if dbt.exists() else "dbt"),
+        "build",
+        "--selector",
+        selector,
+        "--target",
+        target.name,
+        "--project-dir",
+        str(project_dir()),
+        "--profiles-dir",
+        str(Path(os.environ.get("DBT_PROFILES_DIR", project_dir()))),
+        *(extra or []),
+    ]
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    proc = subprocess.run(command, cwd=project_dir(), env=env, check=False)
+    if proc.returncode != 0:
+        raise PipelineStepError(f"dbt build --selector {selector} failed (exit {proc.returncode}); see dbt's output")
+
+
+def _step(report: RunReport, name: str, action: Callable[[], str], log: Callable[[str], None]) -> None:
+    log(f"==> {name}")
+    started = time.monotonic()
+    try:
+        summary = action()
+    except InsidersError as exc:
+        seconds = time.monotonic() - started
+        report.steps.append(Step(name, seconds, "FAILED"))
+        raise PipelineStepError(f"step '{name}' failed after {seconds:.1f} s: {exc}") from exc
+    seconds = time.monotonic() - started
+    report.steps.append(Step(name, seconds, summary))
+    log(f"<== {name}: {summary} ({seconds:.1f} s)")
+
+
+def run(
+    target_name: str | None,
+    source: str | None,
+    train_if_unpinned: bool = False,
+    dbt_vars: str | None = None,
+    log: Callable[[str], None] = print,
+    report: RunReport | None = None,
+) -> RunReport:
+    """Run the whole pipeline; see the module docstring."""
+    from insiders.artifacts import open_store
+    from insiders.loader import load_file
+    from insiders.registry import load_pinned, read_pin
+    from insiders.scoring import score
+    from insiders.training import train
+
+    target = load_target(target_name)
+    report = report if report is not None else RunReport(target=target.describe())
+    extra = ["--vars", dbt_vars] if dbt_vars else []
+    log(f"insiders run on {target.describe()}")
+    with run_lock(target):
+
+        def load() -> str:
+            if not source:
+                return "no --source: nothing to load"
+            loaded = skipped = lines = 0
+            with tempfile.TemporaryDirectory(prefix="insiders-run-") as tmp:
+                files = raw_files(source, Path(tmp))
+                if not files:
+                    return f"no raw files in {source}"
+                with connect(target) as wh:
+                    for path in files:
+                        result = load_file(wh, path, schema=os.environ.get("INSIDERS_RAW_SCHEMA", "raw"))
+                        if result.already_loaded:
+                            skipped += 1
+                            log(f"    {path.name}: already loaded")
+                        else:
+                            loaded += 1
+                            lines += result.lines_loaded
+                            log(
+                                f"    {path.name}: {result.lines_loaded:,} lines loaded, "
+                                f"{result.lines_rejected:,} rejected"
+                            )
+            return f"{loaded} file(s) loaded ({lines:,} lines), {skipped} already loaded"
+
+        def features() -> str:
+            dbt_build("features", target, extra)
+            return "customer_features built and tested"
+
+        def train_step() -> str:
+            if read_pin(required=False) is not None:
+                return "a model is pinned: not retraining"
+            store = open_store(None)
+            from insiders.model import ModelConfig
+
+            with connect(target) as wh:
+                outcome = train(wh, store, target.schema, ModelConfig(), promote=True)
+            return f"trained and pinned model {outcome.saved.version}"
+
+        def score_step() -> str:
+            pin = read_pin()
+            assert pin is not None
+            store = open_store(os.environ.get("INSIDERS_ARTIFACT_URI") or pin.artifact_uri)
+            loaded = load_pinned(store, pin)
+            with connect(target) as wh:
+                result = score(wh, loaded, target.schema)
+            return (
+                f"{result.customers:,} customers scored with model {result.model_version}, {result.insiders:,} Insiders"
+            )
+
+        def marts() -> str:
+            dbt_build("segments", target, extra)
+            return "marts built and tested"
+
+        _step(report, "load", load, log)
+        _step(report, "features", features, log)
+        if train_if_unpinned:
+            _step(report, "train", train_step, log)
+        _step(report, "score", score_step, log)
+        _step(report, "marts", marts, log)
+    return report
