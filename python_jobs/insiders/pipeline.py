@@ -7,7 +7,8 @@ Steps, in order, each timed and named:
 2. **features**: ``dbt build --selector features`` (staging, cleaning, customer_features, quality, tests);
 3. **train** (only with ``--train-if-unpinned`` and no pinned model): ``insiders train --promote``;
 4. **score**: apply the pinned model and publish ``customer_segments``;
-5. **marts**: ``dbt build --selector segments`` (the marts and their tests).
+5. **marts**: ``dbt build --selector segments`` into ``<schema>_marts_build`` (the marts and their tests);
+6. **publish**: all marts copied to ``<schema>_marts`` in one transaction (:mod:`insiders.publish`).
 
 The run stops at the first failing step and exits non-zero, naming it. Two runs never overlap: on
 PostgreSQL a session advisory lock is held for the whole run; on DuckDB a lock file beside the database.
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from insiders import publish
 from insiders.errors import InsidersError
 from insiders.warehouse import Target, connect, load_target, project_dir
 
@@ -157,6 +159,16 @@ def dbt_build(selector: str, target: Target, extra: list[str] | None = None) -> 
         raise PipelineStepError(f"dbt build --selector {selector} failed (exit {proc.returncode}); see dbt's output")
 
 
+def _merge_vars(user_vars: str | None, extra: dict[str, str]) -> str:
+    """The user's ``--vars`` (YAML) with the pipeline's own variables added, as a YAML mapping."""
+    import yaml
+
+    merged = yaml.safe_load(user_vars) if user_vars else {}
+    if not isinstance(merged, dict):
+        raise PipelineStepError(f"--vars must be a YAML mapping, got {user_vars!r}")
+    return yaml.safe_dump({**merged, **extra}, default_flow_style=True).strip()
+
+
 def _step(report: RunReport, name: str, action: Callable[[], str], log: Callable[[str], None]) -> None:
     log(f"==> {name}")
     started = time.monotonic()
@@ -189,6 +201,7 @@ def run(
     target = load_target(target_name)
     report = report if report is not None else RunReport(target=target.describe())
     extra = ["--vars", dbt_vars] if dbt_vars else []
+    marts_vars = _merge_vars(dbt_vars, {"marts_schema": publish.BUILD_SUFFIX})
     log(f"insiders run on {target.describe()}")
     with run_lock(target):
 
@@ -241,8 +254,14 @@ def run(
             )
 
         def marts() -> str:
-            dbt_build("segments", target, extra)
-            return "marts built and tested"
+            dbt_build("segments", target, ["--vars", marts_vars])
+            return f"marts built and tested in {target.schema}_{publish.BUILD_SUFFIX}"
+
+        def publish_step() -> str:
+            live = f"{target.schema}_{publish.LIVE_SUFFIX}"
+            with connect(target) as wh:
+                tables = publish.publish_marts(wh, f"{target.schema}_{publish.BUILD_SUFFIX}", live)
+            return f"{len(tables)} marts published to {live} in one transaction"
 
         _step(report, "load", load, log)
         _step(report, "features", features, log)
@@ -250,4 +269,5 @@ def run(
             _step(report, "train", train_step, log)
         _step(report, "score", score_step, log)
         _step(report, "marts", marts, log)
+        _step(report, "publish", publish_step, log)
     return report

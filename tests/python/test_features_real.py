@@ -91,3 +91,11 @@ def test_real_file_gives_the_spec_figures(
     assert customers == 4_329
     assert 0 < insiders <= 0.20 * customers, insiders
     assert float(revenue_share) >= 0.40, revenue_share
+
+    # The marts on the real file: built and tested by dbt (their invariants are dbt tests).
+    run_dbt("build", "--selector", "segments", target=target.name)
+    marts = f"{schema}_marts"
+    (summary,) = query(target, f"select insiders, customers, insiders_revenue_share from {marts}.insiders_summary")
+    assert (summary[0], summary[1]) == (insiders, customers)
+    assert float(summary[2]) == pytest.approx(float(revenue_share))
+    assert query(target, f"select count(*) from {marts}.fct_sales") == [(536_139,)]
