@@ -401,8 +401,15 @@ def _decimal_text(value: float) -> str:
 # Phase 3: write
 # ---------------------------------------------------------------------------------------------------------
 def ensure_raw_tables(wh: Warehouse, schema: str) -> None:
-    """Create the raw schema and tables when missing."""
+    """Create the raw schema and tables when missing.
+
+    The schema is created only when it does not exist, so a job role without CREATE on the database can load
+    into a schema prepared for it.
+    """
+    exists = wh.query("select count(*) from information_schema.schemata where schema_name = %s", [schema])[0][0]
     for statement in raw_schema.ddl(schema):
+        if exists and statement.startswith("create schema"):
+            continue
         wh.execute(statement)
 
 
