@@ -193,3 +193,22 @@ def test_missing_pin_names_the_step_and_the_fix(duckdb_file: Path, sample: Path)
     assert proc.returncode == 2
     assert "step 'score' failed" in proc.stderr and "insiders train --promote" in proc.stderr
     assert "Run FAILED" in proc.stdout and "features" in proc.stdout
+
+
+def test_source_can_be_an_s3_prefix(s3_bucket: str, tmp_path: Path) -> None:
+    """Raw files under an s3:// prefix are downloaded for loading; truth files and other objects are not."""
+    from s3_server import s3_client
+
+    from insiders.pipeline import raw_files
+
+    client = s3_client(os.environ["INSIDERS_S3_ENDPOINT_URL"])
+    client.put_object(Bucket=s3_bucket, Key="landing/2011-11.csv.gz", Body=b"nov")
+    client.put_object(Bucket=s3_bucket, Key="landing/2011-12.csv", Body=b"dec")
+    client.put_object(Bucket=s3_bucket, Key="landing/2011-12.csv.truth.csv", Body=b"truth")
+    client.put_object(Bucket=s3_bucket, Key="landing/readme.txt", Body=b"notes")
+    client.put_object(Bucket=s3_bucket, Key="elsewhere/2011-10.csv", Body=b"oct")
+    work = tmp_path / "work"
+    work.mkdir()
+    files = raw_files(f"s3://{s3_bucket}/landing", work)
+    assert [p.read_bytes() for p in files] == [b"nov", b"dec"]
+    assert all(p.parent == work for p in files)
