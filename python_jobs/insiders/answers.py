@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from insiders.errors import InsidersError
-from insiders.report import marts_schema
+from insiders.report import everyone_means, marts_schema
 from insiders.warehouse import Warehouse
 
 SHOWN_IDS = 20
@@ -16,12 +16,7 @@ def business_answers(wh: Warehouse) -> str:
     if summary.empty:
         raise InsidersError("insiders_summary is empty: no scoring run yet")
     s = summary.iloc[0]
-    everyone = wh.query_df(
-        f"select avg(cast(gross_revenue as double precision)) as spend, avg(cast(recency_days as double precision))"
-        f" as recency, avg(frequency) as frequency, avg(cast(qty_products as double precision)) as products,"
-        f" avg(cast(qty_returns as double precision)) as returns, avg(avg_basket_size) as basket"
-        f" from {schema}.dim_customers"
-    ).iloc[0]
+    everyone = everyone_means(wh, schema)
     ids = [
         int(r[0]) for r in wh.query(f"select customer_id from {schema}.insiders order by customer_id limit {SHOWN_IDS}")
     ]
@@ -34,12 +29,12 @@ def business_answers(wh: Warehouse) -> str:
         f"   The full list is the `{schema}.insiders` table.",
         f"2. How many? {n:,} of {int(s['customers']):,} customers ({float(s['insiders_share']):.1%}).",
         "3. What characterises them (Insiders vs all customers, means)?",
-        f"   spend {float(s['mean_gross_revenue']):,.2f} vs {float(everyone['spend']):,.2f}; "
-        f"recency {float(s['mean_recency_days']):.0f} vs {float(everyone['recency']):.0f} days; "
-        f"frequency {float(s['mean_frequency']):.3f} vs {float(everyone['frequency']):.3f} invoices/day;",
-        f"   products {float(s['mean_qty_products']):,.0f} vs {float(everyone['products']):,.0f} lines; "
-        f"returns {float(s['mean_qty_returns']):,.1f} vs {float(everyone['returns']):,.1f} units; "
-        f"basket {float(s['mean_avg_basket_size']):,.1f} vs {float(everyone['basket']):,.1f} units.",
+        f"   spend {float(s['mean_gross_revenue']):,.2f} vs {float(everyone['mean_gross_revenue']):,.2f}; "
+        f"recency {float(s['mean_recency_days']):.0f} vs {float(everyone['mean_recency_days']):.0f} days; "
+        f"frequency {float(s['mean_frequency']):.3f} vs {float(everyone['mean_frequency']):.3f} invoices/day;",
+        f"   products {float(s['mean_qty_products']):,.0f} vs {float(everyone['mean_qty_products']):,.0f} lines; "
+        f"returns {float(s['mean_qty_returns']):,.1f} vs {float(everyone['mean_qty_returns']):,.1f} units; "
+        f"basket {float(s['mean_avg_basket_size']):,.1f} vs {float(everyone['mean_avg_basket_size']):,.1f} units.",
         f"4. Revenue share: {float(s['insiders_revenue_share']):.1%} of revenue "
         f"({float(s['insiders_revenue']):,.2f} of {float(s['revenue']):,.2f}).",
         f"5. Since the previous run: {int(s['entered_since_previous_run']):,} entered, "

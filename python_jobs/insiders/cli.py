@@ -195,9 +195,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     pin = read_pin()
     assert pin is not None
-    store = open_store(args.artifacts or os.environ.get("INSIDERS_ARTIFACT_URI") or pin.artifact_uri)
-    loaded = load_pinned(store, pin)
-    print(f"Model {pin.version} verified (sha256 {pin.sha256[:12]}…) from {store.describe()}")
+    # Without --artifacts, load_pinned resolves the store ($INSIDERS_ARTIFACT_URI, else the pin's).
+    loaded = load_pinned(open_store(args.artifacts) if args.artifacts else None, pin)
+    print(f"Model {pin.version} verified (sha256 {pin.sha256[:12]}…) from {loaded.store_uri}")
     with connect(args.target) as wh:
         result = score(
             wh,

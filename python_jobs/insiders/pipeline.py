@@ -245,8 +245,7 @@ def run(
         def score_step() -> str:
             pin = read_pin()
             assert pin is not None
-            store = open_store(os.environ.get("INSIDERS_ARTIFACT_URI") or pin.artifact_uri)
-            loaded = load_pinned(store, pin)
+            loaded = load_pinned(pin=pin)
             with connect(target) as wh:
                 result = score(wh, loaded, target.schema)
             return (

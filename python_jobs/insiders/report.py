@@ -163,10 +163,9 @@ class _Data:
     first_insiders: list[int]
 
 
-def _read(wh: Warehouse, schema: str) -> _Data:
-    summary_rows = _frame(wh, f"select * from {schema}.insiders_summary")
-    summary = summary_rows.iloc[0].to_dict() if len(summary_rows) else {}
-    everyone = (
+def everyone_means(wh: Warehouse, schema: str) -> dict[str, Any]:
+    """Count and mean features of all segmented customers (the yardstick the Insiders are compared with)."""
+    return (
         _frame(
             wh,
             "select count(*) as customers,"
@@ -183,6 +182,12 @@ def _read(wh: Warehouse, schema: str) -> _Data:
         .iloc[0]
         .to_dict()
     )
+
+
+def _read(wh: Warehouse, schema: str) -> _Data:
+    summary_rows = _frame(wh, f"select * from {schema}.insiders_summary")
+    summary = summary_rows.iloc[0].to_dict() if len(summary_rows) else {}
+    everyone = everyone_means(wh, schema)
     profiles = _frame(wh, f"select * from {schema}.segment_profiles order by segment_rank")
     segments = _frame(wh, f"select segment_rank, segment_description from {schema}.dim_segments order by segment_rank")
     descriptions = {

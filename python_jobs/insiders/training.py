@@ -27,7 +27,7 @@ from insiders.registry import (
     save_model,
     write_pin,
 )
-from insiders.scoring import FEATURES_TABLE
+from insiders.scoring import FEATURES_TABLE, type_family
 from insiders.warehouse import Warehouse
 
 
@@ -38,8 +38,7 @@ def read_features(wh: Warehouse, schema: str) -> tuple[pd.DataFrame, dict[str, s
         raise InsidersError(f"the table {schema}.{FEATURES_TABLE} does not exist; run `dbt build` first")
     frame = wh.query_df(f"select * from {schema}.{FEATURES_TABLE} order by customer_id")
     for name, kind in columns.items():
-        family = kind.lower()
-        if name != "customer_id" and any(k in family for k in ("numeric", "decimal", "double", "real", "int")):
+        if name != "customer_id" and type_family(kind) in ("integer", "number"):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     frame["customer_id"] = frame["customer_id"].astype("int64")
     if frame.empty:
