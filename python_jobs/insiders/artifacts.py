@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from insiders.errors import InsidersError
+from insiders.errors import EXIT_SERVICE_ERROR, InsidersError
 from insiders.warehouse import project_dir
 
 ARTIFACT_URI_ENV = "INSIDERS_ARTIFACT_URI"
@@ -52,6 +52,16 @@ _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 
 class ArtifactError(InsidersError):
     """The artifact store cannot be reached, refused an operation, or does not hold what was asked for."""
+
+
+class ArtifactNotFoundError(ArtifactError):
+    """The store answered, and it holds no object (or no such version) under the key."""
+
+
+class ArtifactStoreUnreachableError(ArtifactError):
+    """The store did not answer (connection refused, DNS, timeout): nothing is known about the object."""
+
+    exit_code = EXIT_SERVICE_ERROR
 
 
 @dataclass(frozen=True)
@@ -204,7 +214,9 @@ class LocalStore(ArtifactStore):
         try:
             return path.read_bytes()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-            raise ArtifactError(f"artifact {key!r} not found in the local store {self.root} (no file {path})") from exc
+            raise ArtifactNotFoundError(
+                f"artifact {key!r} not found in the local store {self.root} (no file {path})"
+            ) from exc
         except OSError as exc:
             raise ArtifactError(f"cannot read the artifact {path}: {exc.strerror or exc}") from exc
 
@@ -369,6 +381,7 @@ class S3Store(ArtifactStore):
             ConnectTimeoutError,
             CredentialRetrievalError,
             EndpointConnectionError,
+            HTTPClientError,
             NoCredentialsError,
             PartialCredentialsError,
             ReadTimeoutError,
@@ -384,15 +397,16 @@ class S3Store(ArtifactStore):
             )
         if isinstance(exc, (PartialCredentialsError, CredentialRetrievalError)):
             return ArtifactError(f"cannot {action} {where}: the AWS credentials are incomplete or unavailable ({exc})")
-        if isinstance(exc, (ConnectTimeoutError, EndpointConnectionError)):
-            return ArtifactError(
-                f"cannot reach the S3 endpoint {self._endpoint()} to {action} {where} "
-                f"({type(exc).__name__}); check the network, {S3_ENDPOINT_ENV} and AWS_ENDPOINT_URL"
-            )
         if isinstance(exc, ReadTimeoutError):
-            return ArtifactError(
+            return ArtifactStoreUnreachableError(
                 f"the S3 endpoint {self._endpoint()} did not answer within {S3_READ_TIMEOUT_S} s "
                 f"while trying to {action} {where}"
+            )
+        # Connection refused, DNS failure, connection reset or closed: the endpoint did not answer at all.
+        if isinstance(exc, (ConnectTimeoutError, EndpointConnectionError, HTTPClientError)):
+            return ArtifactStoreUnreachableError(
+                f"cannot reach the S3 endpoint {self._endpoint()} to {action} {where} "
+                f"({type(exc).__name__}); check the network, {S3_ENDPOINT_ENV} and AWS_ENDPOINT_URL"
             )
         if isinstance(exc, ClientError):
             code = _error_code(exc)
@@ -403,9 +417,9 @@ class S3Store(ArtifactStore):
                     f"check the bucket in {ARTIFACT_URI_ENV}"
                 )
             if code == "NoSuchVersion" or (version_id and code == "InvalidArgument"):
-                return ArtifactError(f"no version {version_id!r} of object '{key}' in {self.uri}")
+                return ArtifactNotFoundError(f"no version {version_id!r} of object '{key}' in {self.uri}")
             if code in {"NoSuchKey", "404", "NotFound"}:
-                return ArtifactError(f"no object '{key}' in {self.uri}")
+                return ArtifactNotFoundError(f"no object '{key}' in {self.uri}")
             if code in {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}:
                 return ArtifactError(
                     f"access denied to {where} when trying to {action} it (check the IAM permissions: "

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from insiders import __version__
-from insiders.errors import InsidersError
+from insiders.errors import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, InsidersError
 
 log = logging.getLogger("insiders")
 
@@ -136,21 +136,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     """Pin an existing model version for scoring."""
     from insiders.artifacts import open_store
-    from insiders.registry import pin_file, read_manifest
-    from insiders.training import promote_version
+    from insiders.registry import pin_file, pin_version
 
     store = open_store(args.artifacts)
-    manifest = read_manifest(store, args.version)
-    artifact = manifest["artifact"]
-    promote_version(store, args.version, artifact["sha256"], artifact.get("s3_version_id"))
-    print(f"{pin_file()} now pins model {args.version} (sha256 {artifact['sha256']})")
+    pin = pin_version(store, args.version)
+    print(f"{pin_file()} now pins model {pin.version} (sha256 {pin.sha256}, manifest sha256 {pin.manifest_sha256})")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List the model versions in the artifact store and which one is pinned."""
     from insiders.artifacts import open_store
-    from insiders.registry import list_versions, read_manifest, read_pin
+    from insiders.registry import ManifestRefusedError, list_versions, read_manifest, read_pin
 
     store = open_store(args.artifacts)
     pin = read_pin(required=False)
@@ -159,8 +156,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not versions:
         print("  (none) - run `insiders train --promote`")
     for version in versions:
-        manifest = read_manifest(store, version)
         mark = "*" if pin and pin.version == version else " "
+        try:
+            manifest = read_manifest(store, version)
+        except ManifestRefusedError as exc:
+            print(f" {mark} {version}  REFUSED: {exc}")
+            continue
         data = manifest.get("training_data", {})
         print(
             f" {mark} {version}  k={manifest.get('config', {}).get('k') or '-'}  customers={data.get('customers')}"
@@ -217,7 +218,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Load, build features, score with the pinned model and build the marts, in one locked run."""
-    from insiders.pipeline import PipelineStepError, RunReport, run
+    from insiders.pipeline import RunReport, run
     from insiders.warehouse import load_target
 
     report = RunReport(target=load_target(args.target).describe())
@@ -230,7 +231,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             log=lambda line: print(line, flush=True),
             report=report,
         )
-    except PipelineStepError:
+    except (Exception, KeyboardInterrupt):
+        # Whatever stopped the run (a step, the lock, a bug, a signal), the step table says how far it got.
         print("\nRun FAILED. Steps:", flush=True)
         print(report.table(), flush=True)
         raise
@@ -366,8 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Entry point of the console script: every failure ends with one ``error:`` line and a status of errors.py."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
@@ -379,8 +385,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted; nothing was committed by the step in progress", file=sys.stderr)
-        return 130
+        print("error: interrupted; nothing was committed by the step in progress", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        # Not a failure the code knows how to explain: a bug. Say so in one line, keep the traceback for -v.
+        if args.verbose:
+            log.exception("internal error")
+        hint = "" if args.verbose else " (run again with -v for the traceback)"
+        print(f"error: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

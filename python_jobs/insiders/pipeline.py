@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from insiders import publish
-from insiders.errors import InsidersError
+from insiders.errors import EXIT_RUN_IN_PROGRESS, InsidersError
 from insiders.warehouse import Target, connect, load_target, project_dir
 
 RUN_LOCK_KEY = 0x1A5D_E200
@@ -43,13 +43,18 @@ def _is_raw(name: str) -> bool:
 
 
 class PipelineStepError(InsidersError):
-    """A step of the pipeline failed."""
+    """A step of the pipeline failed; the exit status is the cause's (a user error, a service error, …)."""
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 class RunInProgressError(InsidersError):
     """Another ``insiders run`` holds the lock."""
 
-    exit_code = 3
+    exit_code = EXIT_RUN_IN_PROGRESS
 
 
 @dataclass
@@ -177,7 +182,11 @@ def _step(report: RunReport, name: str, action: Callable[[], str], log: Callable
     except InsidersError as exc:
         seconds = time.monotonic() - started
         report.steps.append(Step(name, seconds, "FAILED"))
-        raise PipelineStepError(f"step '{name}' failed after {seconds:.1f} s: {exc}") from exc
+        raise PipelineStepError(f"step '{name}' failed after {seconds:.1f} s: {exc}", exc.exit_code) from exc
+    except BaseException:
+        # A bug or a signal: recorded in the step table, and left for the CLI to report as what it is.
+        report.steps.append(Step(name, time.monotonic() - started, "FAILED"))
+        raise
     seconds = time.monotonic() - started
     report.steps.append(Step(name, seconds, summary))
     log(f"<== {name}: {summary} ({seconds:.1f} s)")

@@ -38,11 +38,13 @@ def publish_marts(wh: Warehouse, build_schema: str, live_schema: str) -> list[st
     grant = wh.kind == "postgres" and bool(
         wh.query("select count(*) from pg_catalog.pg_roles where rolname = %s", [role])[0][0]
     )
+    live = wh.ident(live_schema, what="marts schema name")
     with wh.transaction():
-        wh.execute(f"create schema if not exists {live_schema}")
+        wh.execute(f"create schema if not exists {live}")
         for table in tables:
-            wh.execute(f"drop table if exists {live_schema}.{table}")
-            wh.execute(f"create table {live_schema}.{table} as select * from {build_schema}.{table}")
+            target = wh.ident(live_schema, table, what="mart name")
+            wh.execute(f"drop table if exists {target}")
+            wh.execute(f"create table {target} as select * from {wh.ident(build_schema, table, what='mart name')}")
             if grant:
-                wh.execute(f"grant select on table {live_schema}.{table} to {role}")
+                wh.execute(f"grant select on table {target} to {wh.ident(role, what='BI reader role')}")
     return tables

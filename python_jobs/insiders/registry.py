@@ -6,20 +6,24 @@ Layout in the store (a local folder or an S3 prefix)::
     models/<version>/manifest.json    what the model is and how to check it (sha256 of model.joblib, …)
     models/<version>/model_card.md    the segment profiles, for people
 
-The pin (``pinned_model.yml`` in the project, version-controlled) names the version and the sha256 that
-scoring accepts. ``INSIDERS_MODEL_VERSION`` and ``INSIDERS_MODEL_SHA256`` override it, and
-``INSIDERS_PIN_FILE`` points at another pin file. Scoring hashes the downloaded bytes and compares them with
-the pin and the manifest **before** unpickling anything.
+The pin (``pinned_model.yml`` in the project, version-controlled) names the version, the sha256 of its
+model file and the sha256 of its manifest: the store is not trusted, the pin is. ``INSIDERS_MODEL_VERSION``,
+``INSIDERS_MODEL_SHA256`` and ``INSIDERS_MODEL_MANIFEST_SHA256`` override it, and ``INSIDERS_PIN_FILE`` points
+at another pin file. Scoring checks the manifest's bytes against the pin before parsing it, checks that every
+name in it is a plain SQL identifier, and hashes the downloaded model and compares it with the pin and the
+manifest **before** unpickling anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
 import json
 import os
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +31,16 @@ from typing import Any
 import joblib
 import yaml
 
-from insiders.artifacts import ArtifactError, ArtifactStore, StoredObject, open_store, verify_sha256
+from insiders.artifacts import (
+    ArtifactError,
+    ArtifactNotFoundError,
+    ArtifactStore,
+    StoredObject,
+    open_store,
+    verify_sha256,
+)
 from insiders.errors import ConfigError, InsidersError
-from insiders.warehouse import project_dir
+from insiders.warehouse import IdentifierError, project_dir, validate_identifier
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -37,12 +48,34 @@ CARD_FILE = "model_card.md"
 PIN_HEADER = """\
 # The model version that `insiders score` and `insiders run` apply, and the sha256 its artifact must have.
 # Written by `insiders train --promote` (or `insiders promote VERSION`); commit the change to deploy it.
-# INSIDERS_MODEL_VERSION / INSIDERS_MODEL_SHA256 override these values; INSIDERS_ARTIFACT_URI the store.
+# manifest_sha256 authenticates the version's manifest.json (its feature list reaches SQL).
+# INSIDERS_MODEL_VERSION / INSIDERS_MODEL_SHA256 / INSIDERS_MODEL_MANIFEST_SHA256 override these values;
+# INSIDERS_ARTIFACT_URI the store.
 """
+VERSION_ENV = "INSIDERS_MODEL_VERSION"
+SHA256_ENV = "INSIDERS_MODEL_SHA256"
+MANIFEST_SHA256_ENV = "INSIDERS_MODEL_MANIFEST_SHA256"
 
 
 class ModelNotPinnedError(InsidersError):
     """No model version is pinned for scoring."""
+
+
+class VersionNotFoundError(ArtifactError):
+    """The store holds no manifest for this version."""
+
+
+class ManifestRefusedError(ArtifactError):
+    """A manifest that is not valid JSON, has the wrong shape, or names something that is not an identifier."""
+
+
+# The sha256 of the manifest bytes this process wrote or read, by version: what a pin written right after
+# training records (see write_pin).
+_manifest_digests: dict[str, str] = {}
+# A version id as new_version writes it, or any other plain name: it becomes part of a store key.
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
+# Column types recorded in a manifest (compared with the warehouse's, never put into SQL, but kept plain).
+_TYPE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_ ]*(\([0-9, ]+\))?")
 
 
 @dataclass(frozen=True)
@@ -53,6 +86,7 @@ class Pin:
     sha256: str
     artifact_uri: str | None = None
     version_id: str | None = None  # S3 VersionId of model.joblib, when the bucket is versioned
+    manifest_sha256: str | None = None  # sha256 of manifest.json; None only in pins written before it existed
 
 
 def pin_file() -> Path:
@@ -61,39 +95,81 @@ def pin_file() -> Path:
     return Path(env) if env else project_dir() / "pinned_model.yml"
 
 
+def _pin_text(value: Any, field: str, path: Path) -> str | None:
+    """A scalar of the pin file as text (``None`` when empty); anything else is a clear configuration error."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (dict, list, bool)):
+        raise ConfigError(f"{path}: model.{field} must be a single value, got {type(value).__name__} {value!r}")
+    return str(value)
+
+
 def read_pin(required: bool = True) -> Pin | None:
     """The pin, with environment overrides applied; ``None`` (or an error when required) if nothing is pinned."""
     data: dict[str, Any] = {}
     path = pin_file()
     if path.is_file():
         try:
-            data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("model") or {}
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    version = os.environ.get("INSIDERS_MODEL_VERSION") or data.get("version")
-    sha256 = os.environ.get("INSIDERS_MODEL_SHA256") or data.get("sha256")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the pin file {path}: {exc}") from exc
+        if document is not None and not isinstance(document, dict):
+            raise ConfigError(f"{path} must be a mapping with a 'model:' entry, got {type(document).__name__}")
+        data = (document or {}).get("model") or {}
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{path}: 'model:' must be a mapping with version, sha256 and manifest_sha256, "
+                f"got {type(data).__name__} {data!r}; write it with `insiders promote VERSION`"
+            )
+    env_version = os.environ.get(VERSION_ENV)
+    version = env_version or _pin_text(data.get("version"), "version", path)
+    sha256 = os.environ.get(SHA256_ENV) or _pin_text(data.get("sha256"), "sha256", path)
+    # The file's manifest digest belongs to the file's version: a version from the environment needs its own.
+    if env_version:
+        manifest_sha256 = os.environ.get(MANIFEST_SHA256_ENV) or None
+    else:
+        manifest_sha256 = os.environ.get(MANIFEST_SHA256_ENV) or _pin_text(
+            data.get("manifest_sha256"), "manifest_sha256", path
+        )
     if not version or not sha256:
         if required:
             raise ModelNotPinnedError(
-                f"no model is pinned ({path} has no version and sha256, and INSIDERS_MODEL_VERSION / "
-                "INSIDERS_MODEL_SHA256 are not set); train one and pin it with `insiders train --promote`"
+                f"no model is pinned ({path} has no version and sha256, and {VERSION_ENV} / "
+                f"{SHA256_ENV} are not set); train one and pin it with `insiders train --promote`"
             )
         return None
     return Pin(
         version=str(version),
         sha256=str(sha256).lower(),
-        artifact_uri=data.get("artifact_uri"),
-        version_id=data.get("s3_version_id"),
+        artifact_uri=_pin_text(data.get("artifact_uri"), "artifact_uri", path),
+        version_id=_pin_text(data.get("s3_version_id"), "s3_version_id", path),
+        manifest_sha256=manifest_sha256.lower() if manifest_sha256 else None,
     )
 
 
 def write_pin(pin: Pin) -> Path:
-    """Write the pin file atomically."""
+    """Write the pin file atomically.
+
+    A pin without ``manifest_sha256`` takes the digest of the manifest this process wrote or read for that
+    version (training with ``--promote`` saves the manifest just before pinning it); without one it is refused,
+    so that no unauthenticated pin is ever written.
+    """
+    if not pin.manifest_sha256:
+        known = _manifest_digests.get(pin.version)
+        if not known:
+            raise ArtifactError(
+                f"cannot pin model version {pin.version} without the sha256 of its manifest; "
+                f"pin it with `insiders promote {pin.version}`"
+            )
+        pin = dataclasses.replace(pin, manifest_sha256=known)
     path = pin_file()
     body = {
         "model": {
             "version": pin.version,
             "sha256": pin.sha256,
+            "manifest_sha256": pin.manifest_sha256,
             "artifact_uri": pin.artifact_uri,
             "s3_version_id": pin.version_id,
             "pinned_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -184,26 +260,126 @@ def save_model(
             "s3_version_id": stored.version_id,
         },
     }
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode("utf-8")
+    # A manifest is only written when every name in it could later go into SQL safely.
+    validate_manifest(json.loads(manifest_bytes), version)
     store.put(prefix + CARD_FILE, card.encode("utf-8"), content_type="text/markdown")
-    store.put(
-        prefix + MANIFEST_FILE,
-        json.dumps(manifest, indent=2, sort_keys=False, default=str).encode("utf-8"),
-        content_type="application/json",
-    )
+    store.put(prefix + MANIFEST_FILE, manifest_bytes, content_type="application/json")
+    _manifest_digests[version] = hashlib.sha256(manifest_bytes).hexdigest()
     return SavedModel(version=version, store_uri=store.uri, model=stored, manifest=manifest)
 
 
-def read_manifest(store: ArtifactStore, version: str) -> dict[str, Any]:
-    """The manifest of a version; a clear error when the version does not exist."""
+def read_manifest_bytes(store: ArtifactStore, version: str) -> bytes:
+    """The raw bytes of a version's manifest; a clear error when the version does not exist."""
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise VersionNotFoundError(f"{version!r} is not a model version name (letters, digits, '.', '_' and '-')")
     key = f"models/{version}/{MANIFEST_FILE}"
     try:
-        raw = store.get(key)
-    except ArtifactError as exc:
-        raise ArtifactError(f"model version {version} is not in {store.describe()}: {exc}") from exc
+        return store.get(key)
+    except ArtifactNotFoundError as exc:
+        # Only an answer "no such object" means the version is missing; an unreachable store says so itself.
+        raise VersionNotFoundError(f"model version {version} is not in {store.describe()}: {exc}") from exc
+
+
+def parse_manifest(raw: bytes, version: str) -> dict[str, Any]:
+    """Parse and validate manifest bytes (see :func:`validate_manifest`)."""
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"the manifest of model version {version} is not valid JSON") from exc
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestRefusedError(f"the manifest of model version {version} is not valid JSON") from exc
+    validate_manifest(manifest, version)
+    _manifest_digests[version] = hashlib.sha256(raw).hexdigest()
+    return manifest
+
+
+def validate_manifest(manifest: Any, version: str) -> None:
+    """Refuse a manifest whose shape is wrong or whose names are not plain SQL identifiers.
+
+    Feature and column names are put into SQL by scoring: each must pass
+    :func:`insiders.warehouse.validate_identifier`, whatever the pin says.
+    """
+
+    def bad(reason: str) -> ArtifactError:
+        return ManifestRefusedError(f"the manifest of model version {version} is refused: {reason}")
+
+    if not isinstance(manifest, dict):
+        raise bad("it is not a JSON object")
+    if manifest.get("model_version") != version:
+        raise bad(f"it describes version {manifest.get('model_version')!r}")
+    features = manifest.get("features")
+    if not isinstance(features, list) or not features:
+        raise bad("'features' must be a non-empty list of column names")
+    types = manifest.get("feature_types")
+    if not isinstance(types, dict):
+        raise bad("'feature_types' must map each feature to its column type")
+    columns = manifest.get("training_columns", list(types))
+    if not isinstance(columns, list):
+        raise bad("'training_columns' must be a list of column names")
+    try:
+        for name in [*features, *types, *columns]:
+            validate_identifier(name, "feature or column name")
+    except IdentifierError as exc:
+        raise bad(str(exc)) from exc
+    if len(set(features)) != len(features):
+        raise bad(f"features are repeated: {features}")
+    if set(types) != set(features):
+        raise bad(
+            f"'feature_types' names {sorted(types)} but 'features' names {sorted(features)}; they must be the same"
+        )
+    for name, kind in types.items():
+        if not isinstance(kind, str) or not _TYPE_NAME.fullmatch(kind):
+            raise bad(f"the type of {name} is not a plain SQL type name: {kind!r}")
+    artifact = manifest.get("artifact")
+    if not isinstance(artifact, dict) or not isinstance(artifact.get("key"), str) or not artifact.get("sha256"):
+        raise bad("'artifact' must give the model file's key and sha256")
+
+
+def read_manifest(store: ArtifactStore, version: str) -> dict[str, Any]:
+    """The validated manifest of a version; a clear error when the version does not exist.
+
+    Not authenticated: use it to look at versions; :func:`load_pinned` checks the pinned digest as well.
+    """
+    return parse_manifest(read_manifest_bytes(store, version), version)
+
+
+def find_version_by_digest(store: ArtifactStore, sha256: str) -> str | None:
+    """The existing version whose model artifact has this sha256 (the oldest if several), else ``None``.
+
+    Lets training reuse a version instead of storing the same artifact twice. Versions whose manifest cannot
+    be read or is refused are skipped: they cannot be the answer.
+    """
+    wanted = str(sha256).strip().lower()
+    for version in list_versions(store):
+        try:
+            manifest = read_manifest(store, version)
+        except (VersionNotFoundError, ManifestRefusedError):
+            continue
+        if str(manifest["artifact"].get("sha256", "")).lower() == wanted:
+            return version
+    return None
+
+
+def pin_version(store: ArtifactStore, version: str) -> Pin:
+    """Pin an existing version: its model's sha256 and its manifest's sha256, as read now from the store.
+
+    The version is checked before the pin is written (manifest valid; artifact present with the recorded
+    sha256), so a failed promotion leaves the previous pin as it was. S3 stores are recorded in the pin;
+    local ones come from configuration, as with ``insiders train --promote``.
+    """
+    raw = read_manifest_bytes(store, version)
+    manifest = parse_manifest(raw, version)
+    artifact = manifest["artifact"]
+    data = store.get(artifact["key"], version_id=artifact.get("s3_version_id"))
+    verify_sha256(data, artifact["sha256"], f"{store.describe()} {artifact['key']}")
+    pin = Pin(
+        version=version,
+        sha256=str(artifact["sha256"]).lower(),
+        artifact_uri=store.uri if store.uri.startswith("s3://") else None,
+        version_id=artifact.get("s3_version_id"),
+        manifest_sha256=hashlib.sha256(raw).hexdigest(),
+    )
+    write_pin(pin)
+    return pin
 
 
 def list_versions(store: ArtifactStore) -> list[str]:
@@ -223,12 +399,25 @@ class LoadedModel:
 
 
 def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None) -> LoadedModel:
-    """Download the pinned model, check its sha256 against the pin and the manifest, then unpickle it."""
+    """Download the pinned model and check it against the pin before using anything from the store.
+
+    Order: the manifest's bytes against the pin's ``manifest_sha256``, then the manifest's content (names
+    must be plain identifiers), then the model's sha256 against the pin and the manifest, then unpickling,
+    then the unpickled model's features against the manifest's.
+    """
     pin = pin or read_pin()
     assert pin is not None
     store = store or open_store(os.environ.get("INSIDERS_ARTIFACT_URI") or pin.artifact_uri)
-    manifest = read_manifest(store, pin.version)
-    recorded = str(manifest.get("artifact", {}).get("sha256", "")).lower()
+    raw = read_manifest_bytes(store, pin.version)
+    if not pin.manifest_sha256:
+        raise ArtifactError(
+            f"the pin of model version {pin.version} has no manifest_sha256 (it was written before manifests "
+            f"were authenticated, or {VERSION_ENV} is set without {MANIFEST_SHA256_ENV}); re-promote the "
+            f"version with `insiders promote {pin.version}` and commit {pin_file().name}"
+        )
+    verify_sha256(raw, pin.manifest_sha256, f"the manifest of model version {pin.version} in {store.describe()}")
+    manifest = parse_manifest(raw, pin.version)
+    recorded = str(manifest["artifact"].get("sha256", "")).lower()
     if recorded != pin.sha256:
         raise ArtifactError(
             f"model version {pin.version}: the pin expects sha256 {pin.sha256} but the manifest records "
@@ -244,4 +433,10 @@ def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None) -> L
             f"model version {pin.version} passed its sha256 check but cannot be loaded ({exc}); it was trained "
             f"with {manifest.get('libraries')}, this environment has {library_versions()}"
         ) from exc
+    model_features = list(getattr(model, "features", None) or [])
+    if model_features != list(manifest["features"]):
+        raise ArtifactError(
+            f"model version {pin.version}: the model was trained on features {model_features} but its manifest "
+            f"lists {list(manifest['features'])}; the version is inconsistent, train and promote a new one"
+        )
     return LoadedModel(model=model, manifest=manifest, pin=pin, store_uri=store.uri)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,67 @@ from insiders.errors import ConfigError, WarehouseError
 
 PROFILE_NAME = "insiders"
 _MISSING = object()
+RAW_SCHEMA_ENV = "INSIDERS_RAW_SCHEMA"
+DEFAULT_RAW_SCHEMA = "raw"
+
+# The only names that may reach SQL: lower-case letters, digits and underscores, starting with a letter or an
+# underscore, at most 63 characters (PostgreSQL's limit). Lower case only, because PostgreSQL folds unquoted
+# names to lower case: a quoted "Raw" would be another schema than the one dbt builds as raw.
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+# A type in a cast: words, digits, spaces, parentheses and commas only (``decimal(18, 4)``, ``double precision``).
+_SQL_TYPE = re.compile(r"[a-z][a-z0-9_ ]*(\([0-9, ]+\))?", re.IGNORECASE)
+
+
+class IdentifierError(ConfigError):
+    """A schema, table, column or role name that is not a plain SQL identifier."""
+
+
+def validate_identifier(name: object, what: str = "identifier") -> str:
+    """Return ``name`` if it is a plain SQL identifier, else raise :class:`IdentifierError` saying which rule failed.
+
+    ``what`` names the value in the message (for example ``"schema name from INSIDERS_RAW_SCHEMA"``). The
+    value is shown with ``repr`` so that control characters and quotes are visible, and cut at 80 characters.
+    """
+    if not isinstance(name, str):
+        raise IdentifierError(f"{what} must be text, got {type(name).__name__}")
+    if _IDENTIFIER.fullmatch(name):
+        return name
+    shown = repr(name if len(name) <= 80 else name[:80] + "...")
+    if not name:
+        reason = "it is empty"
+    elif len(name) > 63:
+        reason = "it is longer than 63 characters"
+    elif name.lower() != name and _IDENTIFIER.fullmatch(name.lower()):
+        reason = "it has upper-case letters (use lower case)"
+    else:
+        reason = "only lower-case letters, digits and underscores are allowed, not starting with a digit"
+    raise IdentifierError(f"{what} {shown} is not a valid SQL identifier: {reason}")
+
+
+def quote_identifier(name: object, what: str = "identifier") -> str:
+    """A validated identifier in double quotes, the same on DuckDB and PostgreSQL.
+
+    Prefer :meth:`Warehouse.ident`, which lets the adapter quote; this one is for SQL written without a
+    connection (DDL templates). Validation comes first: quoting alone is never trusted with a name.
+    """
+    return '"' + validate_identifier(name, what) + '"'
+
+
+def raw_schema() -> str:
+    """The raw schema: ``INSIDERS_RAW_SCHEMA`` or ``raw``, validated as an identifier."""
+    value = os.environ.get(RAW_SCHEMA_ENV, "").strip() or DEFAULT_RAW_SCHEMA
+    return validate_identifier(value, f"the raw schema name ({RAW_SCHEMA_ENV})")
+
+
+def validate_number(value: object, what: str, minimum: float | None = None) -> float:
+    """A finite number (not a boolean, not text that merely looks like one), at least ``minimum`` when given."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{what} must be at least {minimum}, got {value!r}")
+    return float(value)
 
 
 def project_dir() -> Path:
@@ -99,7 +162,7 @@ class Target:
 
     @property
     def schema(self) -> str:
-        """The schema dbt builds models in."""
+        """The schema dbt builds models in (validated as an identifier by :func:`load_target`)."""
         return str(self.settings.get("schema") or ("main" if self.type == "duckdb" else "public"))
 
     def describe(self) -> str:
@@ -140,7 +203,10 @@ def load_target(name: str | None = None) -> Target:
     kind = settings.get("type")
     if kind not in {"duckdb", "postgres"}:
         raise ConfigError(f"target '{name}' has type {kind!r}; insiders supports duckdb and postgres")
-    return Target(name=name, type=kind, settings=settings)
+    target = Target(name=name, type=kind, settings=settings)
+    source = "INSIDERS_DUCKDB_SCHEMA" if kind == "duckdb" else "INSIDERS_PG_SCHEMA"
+    validate_identifier(target.schema, f"the schema of target '{name}' (profiles.yml, usually ${source})")
+    return target
 
 
 class Warehouse:
@@ -150,6 +216,24 @@ class Warehouse:
         self.target = target
         self.conn = conn
         self.kind = target.type
+
+    # -- names ------------------------------------------------------------------------------------
+    def ident(self, *parts: str, what: str = "identifier") -> str:
+        """A validated, adapter-quoted (possibly qualified) name: ``ident("main", "customer_features")``.
+
+        Every part must pass :func:`validate_identifier`; PostgreSQL's driver then quotes it for this
+        connection, DuckDB gets standard double quotes.
+        """
+        names = [validate_identifier(p, what) for p in parts]
+        if self.kind == "postgres":
+            from psycopg2.extensions import quote_ident
+
+            return ".".join(quote_ident(n, self.conn) for n in names)
+        return ".".join(f'"{n}"' for n in names)
+
+    def qualified(self, relation: str, what: str = "table name") -> str:
+        """``schema.table`` (or ``table``) as validated, quoted parts."""
+        return self.ident(*relation.split("."), what=what)
 
     # -- statements -------------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
@@ -236,13 +320,20 @@ class Warehouse:
         """
         if data.num_rows == 0:
             return
-        cols = data.column_names
+        target = self.qualified(table)
+        cols = [self.ident(c, what="column name") for c in data.column_names]
+        col_list = ", ".join(cols)
         if self.kind == "duckdb":
             casts = casts or {}
-            select = ", ".join(f"cast({c} as {casts[c]})" if c in casts else c for c in cols)
+            for sql_type in casts.values():
+                if not _SQL_TYPE.fullmatch(sql_type):
+                    raise ConfigError(f"{sql_type!r} is not a plain SQL type name")
+            select = ", ".join(
+                f"cast({q} as {casts[c]})" if c in casts else q for c, q in zip(data.column_names, cols, strict=True)
+            )
             self.conn.register("_insiders_batch", data)
             try:
-                self.conn.execute(f"insert into {table} ({', '.join(cols)}) select {select} from _insiders_batch")
+                self.conn.execute(f"insert into {target} ({col_list}) select {select} from _insiders_batch")
             finally:
                 self.conn.unregister("_insiders_batch")
             return
@@ -250,7 +341,7 @@ class Warehouse:
         pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False))
         buf.seek(0)
         with self.conn.cursor() as cur:
-            cur.copy_expert(f"copy {table} ({', '.join(cols)}) from stdin with (format csv, encoding 'utf8')", buf)
+            cur.copy_expert(f"copy {target} ({col_list}) from stdin with (format csv, encoding 'utf8')", buf)
 
     def advisory_lock(self, key: int) -> bool:
         """Try a transaction-level advisory lock on PostgreSQL; DuckDB's file lock already serialises."""

@@ -373,3 +373,204 @@ def test_open_store_does_not_repeat_credentials_in_a_uri(project: Path):
 def test_a_store_uri_reopens_the_same_store(project: Path, uri: str):
     store = open_store(uri)
     assert open_store(store.uri).uri == store.uri
+
+
+# -- the pin authenticates the manifest; names from the store never reach SQL unvalidated --------------------
+
+TRUST_FEATURES = ("gross_revenue", "recency_days", "qty_invoices")
+HOSTILE_FEATURE = "recency_days from customer_features; drop table sentinel; --"
+
+
+def _features_frame(n: int = 300):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    big = rng.random(n) < 0.15
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1, dtype=np.int64),
+            "gross_revenue": np.where(big, rng.lognormal(9, 0.4, n), rng.lognormal(5, 0.6, n)).round(2),
+            "recency_days": rng.integers(0, 370, n).astype(np.int64),
+            "qty_invoices": np.where(big, rng.integers(20, 60, n), rng.integers(1, 8, n)).astype(np.int64),
+        }
+    )
+
+
+@pytest.fixture
+def pinned_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A pin file of the test's own; no environment override of the pin."""
+    path = tmp_path / "pinned_model.yml"
+    monkeypatch.setenv("INSIDERS_PIN_FILE", str(path))
+    for name in ("INSIDERS_MODEL_VERSION", "INSIDERS_MODEL_SHA256", "INSIDERS_MODEL_MANIFEST_SHA256"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@pytest.fixture
+def promoted(target, tmp_path: Path, pinned_env: Path):
+    """A warehouse with customer_features and a sentinel table, and a small model trained on it and pinned."""
+    import pyarrow as pa
+
+    from insiders.model import ModelConfig
+    from insiders.training import train
+    from insiders.warehouse import connect
+
+    store = LocalStore(tmp_path / "artifacts")
+    frame = _features_frame()
+    schema = target.schema
+    with connect(target) as wh, wh.transaction():
+        wh.execute(f"create schema if not exists {schema}")
+        wh.execute(
+            f"create table {schema}.customer_features (customer_id bigint not null, gross_revenue double precision,"
+            " recency_days bigint, qty_invoices bigint)"
+        )
+        wh.append_arrow(f"{schema}.customer_features", pa.Table.from_pandas(frame, preserve_index=False))
+        wh.execute(f"create table {schema}.sentinel (x integer)")
+    config = ModelConfig(
+        features=TRUST_FEATURES, k=3, n_components=2, n_estimators=20, n_init=2, selection_seeds=1, selection_samples=1
+    )
+    with connect(target) as wh:
+        outcome = train(wh, store, schema, config, promote=True)
+    return target, store, outcome.saved.version
+
+
+def _tamper(store: LocalStore, version: str) -> bytes:
+    """Rewrite the stored manifest so that a feature name carries SQL; return the new bytes."""
+    key = f"models/{version}/manifest.json"
+    manifest = json.loads(store.get(key))
+    manifest["features"] = [HOSTILE_FEATURE if f == "recency_days" else f for f in manifest["features"]]
+    manifest["feature_types"] = {
+        (HOSTILE_FEATURE if f == "recency_days" else f): t for f, t in manifest["feature_types"].items()
+    }
+    data = json.dumps(manifest, indent=2).encode()
+    store.put(key, data)
+    return data
+
+
+def _sentinel_exists(target) -> bool:
+    from insiders.warehouse import connect
+
+    with connect(target) as wh:
+        return wh.relation_exists(target.schema, "sentinel")
+
+
+def test_the_pin_records_the_manifest_digest(promoted, pinned_env: Path) -> None:
+    from insiders.registry import load_pinned, read_pin
+
+    _, store, version = promoted
+    pin = read_pin()
+    assert pin.manifest_sha256 == sha(store.get(f"models/{version}/manifest.json"))
+    assert "manifest_sha256: " + pin.manifest_sha256 in pinned_env.read_text()
+    assert load_pinned(store).manifest["model_version"] == version
+
+
+def test_a_manifest_with_sql_in_a_feature_name_is_refused(promoted, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing one string into manifest.json must not run SQL: the digest check refuses it, and so does the
+    identifier check when the digest is (wrongly) re-pinned; scoring never starts and the sentinel survives."""
+    from conftest import run_cli
+
+    from insiders.registry import load_pinned, pin_file
+    from insiders.scoring import score
+    from insiders.warehouse import connect
+
+    target, store, version = promoted
+    tampered = _tamper(store, version)
+
+    # 1. The pin holds the manifest's digest: a changed manifest is refused before it is parsed.
+    with pytest.raises(ArtifactError, match=r"sha256 mismatch for the manifest of model version"):
+        load_pinned(store)
+    monkeypatch.setenv("INSIDERS_ARTIFACT_URI", store.uri)
+    proc = run_cli("score", "--target", target.name, check=False)
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: sha256 mismatch for the manifest")
+    assert "Traceback" not in proc.stderr
+
+    # 2. Even an operator who re-pins the tampered manifest's digest gets a refusal naming the bad name.
+    monkeypatch.setenv("INSIDERS_MODEL_MANIFEST_SHA256", sha(tampered))
+    with pytest.raises(ArtifactError, match=r"is refused: feature or column name .* is not a valid SQL identifier"):
+        loaded = load_pinned(store)
+        with connect(target) as wh:  # only reached if the refusal is missing
+            score(wh, loaded, target.schema)
+    monkeypatch.delenv("INSIDERS_MODEL_MANIFEST_SHA256")
+
+    # 3. `insiders promote` refuses to pin it, and leaves the pin as it was.
+    before = pin_file().read_text()
+    proc = run_cli("promote", version, check=False)
+    assert proc.returncode == 4 and "is not a valid SQL identifier" in proc.stderr, proc.stderr
+    assert pin_file().read_text() == before
+
+    assert _sentinel_exists(target), "the SQL in the manifest must never run"
+    with connect(target) as wh:
+        assert not wh.relation_exists(target.schema, "customer_segments"), "nothing was scored"
+
+
+def test_a_pin_without_a_manifest_digest_is_refused_with_the_fix(promoted, pinned_env: Path) -> None:
+    import yaml
+
+    from insiders.registry import load_pinned
+
+    _, store, version = promoted
+    document = yaml.safe_load(pinned_env.read_text())
+    del document["model"]["manifest_sha256"]
+    pinned_env.write_text(yaml.safe_dump(document))
+    with pytest.raises(ArtifactError, match=rf"has no manifest_sha256 .*insiders promote {version}"):
+        load_pinned(store)
+
+
+def test_a_manifest_whose_features_differ_from_the_model_is_refused(promoted, pinned_env: Path) -> None:
+    """A consistent-looking manifest (valid names, re-pinned digest) that lists other features than the model
+    was trained on is refused before scoring, instead of failing with a KeyError inside it."""
+    from insiders.registry import load_pinned, pin_version
+
+    _, store, version = promoted
+    key = f"models/{version}/manifest.json"
+    manifest = json.loads(store.get(key))
+    manifest["features"] = ["gross_revenue", "qty_invoices"]
+    manifest["feature_types"] = {f: manifest["feature_types"][f] for f in manifest["features"]}
+    store.put(key, json.dumps(manifest).encode())
+    pin_version(store, version)
+    with pytest.raises(ArtifactError, match=r"trained on features .* but its manifest lists"):
+        load_pinned(store)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "1abc", "a b", 'x"; drop table t; --', "Raw", "a.b", "a-b", "é", "x" * 64, "raw\n", None, ["raw"]],
+)
+def test_identifiers_are_validated_before_they_reach_sql(name) -> None:
+    from insiders.warehouse import IdentifierError, quote_identifier, validate_identifier
+
+    with pytest.raises(IdentifierError, match="schema name"):
+        validate_identifier(name, "schema name")
+    with pytest.raises(IdentifierError):
+        quote_identifier(name)
+
+
+def test_valid_identifiers_are_quoted_by_the_adapter(target) -> None:
+    from insiders.warehouse import connect, validate_identifier
+
+    assert validate_identifier("_raw_2", "schema") == "_raw_2"
+    with connect(target) as wh:
+        assert wh.ident("main", "select") == '"main"."select"'
+        # A reserved word works once quoted: the quoting is real, not decoration.
+        wh.execute(f"create schema if not exists {wh.ident('order')}")
+        wh.execute(f"create table {wh.ident('order', 'select')} ({wh.ident('from')} integer)")
+        assert wh.relation_exists("order", "select")
+
+
+# -- find_version_by_digest -------------------------------------------------------------------------------------
+
+
+def test_find_version_by_digest(tmp_path: Path) -> None:
+    from insiders.registry import find_version_by_digest, save_model
+
+    store = LocalStore(tmp_path / "artifacts")
+    manifest = {"features": ["gross_revenue"], "feature_types": {"gross_revenue": "double"}}
+    assert find_version_by_digest(store, sha(MODEL)) is None
+    save_model(store, "v1", MODEL, manifest, "card")
+    save_model(store, "v2", MODEL + b"other", manifest, "card")
+    store.put("models/v0/manifest.json", b"{not json")  # unreadable versions are skipped, not fatal
+    assert find_version_by_digest(store, sha(MODEL)) == "v1"
+    assert find_version_by_digest(store, sha(MODEL + b"other").upper()) == "v2"
+    assert find_version_by_digest(store, sha(b"never stored")) is None

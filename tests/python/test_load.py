@@ -190,7 +190,7 @@ def test_truncated_gzip_is_refused_and_changes_nothing(target: Target, tmp_path:
     cut = tmp_path / "cut.csv.gz"
     cut.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
     proc = run_cli("load", str(cut), "--target", target.name, check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == 4
     assert "corrupt or truncated" in proc.stderr and "Traceback" not in proc.stderr
     assert counts(target) == (6, 1, 0)
 
@@ -209,7 +209,7 @@ def test_wrong_header_names_what_was_expected(target: Target, tmp_path: Path) ->
     _load_good_then(target, tmp_path)
     path = write_csv(tmp_path / "orders.csv", ["1,2,3"], header="order_id,sku,amount")
     proc = run_cli("load", str(path), "--target", target.name, check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == 4
     assert "unrecognised header 'order_id,sku,amount'" in proc.stderr
     assert "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country" in proc.stderr
     assert counts(target) == (6, 1, 0)
@@ -219,10 +219,10 @@ def test_wrong_encoding_is_refused_and_changes_nothing(target: Target, tmp_path:
     _load_good_then(target, tmp_path)
     utf16 = write_csv(tmp_path / "utf16.csv", KAGGLE_LINES, encoding="utf-16")
     proc = run_cli("load", str(utf16), "--target", target.name, check=False)
-    assert proc.returncode == 2 and "UTF-16" in proc.stderr
+    assert proc.returncode == 4 and "UTF-16" in proc.stderr
     latin = write_csv(tmp_path / "latin.csv", [line.replace("536", "556") for line in KAGGLE_LINES])
     proc = run_cli("load", str(latin), "--target", target.name, "--encoding", "utf-8", check=False)
-    assert proc.returncode == 2 and "not valid UTF-8" in proc.stderr
+    assert proc.returncode == 4 and "not valid UTF-8" in proc.stderr
     assert counts(target) == (6, 1, 0)
 
 
@@ -248,13 +248,13 @@ def test_failure_while_writing_rolls_everything_back(
 
 def test_missing_file_and_unreachable_warehouse_are_clear_errors(tmp_path: Path, monkeypatch) -> None:
     proc = run_cli("load", str(tmp_path / "nope.csv"), check=False)
-    assert proc.returncode == 2 and "no such file" in proc.stderr
+    assert proc.returncode == 4 and "no such file" in proc.stderr
     monkeypatch.setenv("INSIDERS_PG_PORT", "1")
     proc = run_cli("load", str(write_csv(tmp_path / "a.csv", KAGGLE_LINES)), "--target", "postgres", check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == 5
     assert "cannot connect to target 'postgres'" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("load", str(tmp_path / "a.csv"), "--target", "snowflake", check=False)
-    assert proc.returncode == 2 and "unknown target 'snowflake'" in proc.stderr
+    assert proc.returncode == 4 and "unknown target 'snowflake'" in proc.stderr
 
 
 def test_large_file_is_read_in_batches_with_exact_line_numbers(target: Target, tmp_path: Path) -> None:

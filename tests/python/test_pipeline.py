@@ -190,7 +190,7 @@ def query_count_raw(database: str) -> int:
 
 def test_missing_pin_names_the_step_and_the_fix(duckdb_file: Path, sample: Path) -> None:
     proc = run_cli("run", "--target", "local", "--source", str(sample), check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == 4
     assert "step 'score' failed" in proc.stderr and "insiders train --promote" in proc.stderr
     assert "Run FAILED" in proc.stdout and "features" in proc.stdout
 

@@ -264,7 +264,7 @@ def load_target_local() -> Target:
 
 def test_cli_score_without_a_pin_says_what_to_do(duckdb_file: Path, pin_path: Path) -> None:
     proc = run_cli("score", check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == 4
     assert "no model is pinned" in proc.stderr and "insiders train --promote" in proc.stderr
 
 
@@ -287,5 +287,5 @@ def test_cli_promote_pins_an_older_version_and_models_lists_it(
     listing = run_cli("models").stdout
     assert f"* {v2}" in listing and f"  {v1}" in listing
     unknown = run_cli("promote", "19990101T000000Z-deadbeef", check=False)
-    assert unknown.returncode == 2 and "is not in" in unknown.stderr
+    assert unknown.returncode == 4 and "is not in" in unknown.stderr
     assert read_pin().version == v2, "a failed promotion leaves the pin alone"
