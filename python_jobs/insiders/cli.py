@@ -17,7 +17,8 @@ log = logging.getLogger("insiders")
 
 
 def _raw_schema() -> str:
-    return os.environ.get("INSIDERS_RAW_SCHEMA", "raw")
+    """The default of ``--schema``; validated when used (cmd_load), so a bad value cannot break other commands."""
+    return os.environ.get("INSIDERS_RAW_SCHEMA", "").strip() or "raw"
 
 
 class _Progress:
@@ -42,9 +43,10 @@ class _Progress:
 def cmd_load(args: argparse.Namespace) -> int:
     """Load raw invoice files into the warehouse."""
     from insiders.loader import load_file
-    from insiders.warehouse import connect
+    from insiders.warehouse import connect, validate_identifier
 
     status = 0
+    validate_identifier(args.schema, "the raw schema name (--schema, default $INSIDERS_RAW_SCHEMA or raw)")
     with connect(args.target) as wh:
         print(f"Loading into {wh.target.describe()}, schema '{args.schema}'")
         for path in args.files:
@@ -192,14 +194,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     from insiders.artifacts import open_store
     from insiders.registry import load_pinned, read_pin
     from insiders.scoring import score
-    from insiders.warehouse import connect
+    from insiders.warehouse import connect, load_target
 
+    target = load_target(args.target)  # configuration first: a bad schema is reported before the model is fetched
     pin = read_pin()
     assert pin is not None
     # Without --artifacts, load_pinned resolves the store ($INSIDERS_ARTIFACT_URI, else the pin's).
     loaded = load_pinned(open_store(args.artifacts) if args.artifacts else None, pin)
     print(f"Model {pin.version} verified (sha256 {pin.sha256[:12]}…) from {loaded.store_uri}")
-    with connect(args.target) as wh:
+    with connect(target) as wh:
         result = score(
             wh,
             loaded,

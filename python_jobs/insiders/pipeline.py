@@ -28,8 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from insiders import publish
-from insiders.errors import EXIT_RUN_IN_PROGRESS, InsidersError
-from insiders.warehouse import Target, connect, load_target, project_dir
+from insiders.errors import EXIT_RUN_IN_PROGRESS, ConfigError, InsidersError
+from insiders.warehouse import (
+    Target,
+    connect,
+    load_target,
+    project_dir,
+    raw_schema,
+    validate_identifier,
+    validate_number,
+)
 
 RUN_LOCK_KEY = 0x1A5D_E200
 RAW_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
@@ -168,10 +176,45 @@ def _merge_vars(user_vars: str | None, extra: dict[str, str]) -> str:
     """The user's ``--vars`` (YAML) with the pipeline's own variables added, as a YAML mapping."""
     import yaml
 
-    merged = yaml.safe_load(user_vars) if user_vars else {}
-    if not isinstance(merged, dict):
-        raise PipelineStepError(f"--vars must be a YAML mapping, got {user_vars!r}")
+    merged = parse_vars(user_vars)
     return yaml.safe_dump({**merged, **extra}, default_flow_style=True).strip()
+
+
+def parse_vars(user_vars: str | None) -> dict:
+    """Parse and check ``--vars`` before any step: the variables that reach SQL must be what they claim to be.
+
+    ``min_unit_price`` a finite number ≥ 0; ``raw_schema`` and ``bi_reader_role`` plain identifiers;
+    ``as_of_date`` a date (YYYY-MM-DD) or null. Other variables pass through to dbt unchanged.
+    """
+    import datetime as dt
+
+    import yaml
+
+    try:
+        merged = yaml.safe_load(user_vars) if user_vars else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--vars is not valid YAML: {_first_line(exc)}") from exc
+    if merged is None:
+        merged = {}
+    if not isinstance(merged, dict):
+        raise ConfigError(f"--vars must be a YAML mapping such as '{{as_of_date: 2011-06-30}}', got {user_vars!r}")
+    if "min_unit_price" in merged:
+        validate_number(merged["min_unit_price"], "--vars min_unit_price", minimum=0)
+    for name in ("raw_schema", "bi_reader_role", "marts_schema"):
+        if name in merged:
+            validate_identifier(merged[name], f"--vars {name}")
+    if merged.get("as_of_date") is not None:
+        value = merged["as_of_date"]
+        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+            try:
+                dt.date.fromisoformat(str(value))
+            except ValueError as exc:
+                raise ConfigError(f"--vars as_of_date must be a day as YYYY-MM-DD, got {value!r}") from exc
+    return merged
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _step(report: RunReport, name: str, action: Callable[[], str], log: Callable[[str], None]) -> None:
@@ -208,6 +251,9 @@ def run(
     from insiders.training import train
 
     target = load_target(target_name)
+    # Every name and number that reaches SQL is checked before the lock is taken and anything runs.
+    raw = raw_schema()
+    validate_identifier(publish.bi_reader_role(), f"the BI reader role ({publish.BI_READER_ROLE_ENV})")
     report = report if report is not None else RunReport(target=target.describe())
     extra = ["--vars", dbt_vars] if dbt_vars else []
     marts_vars = _merge_vars(dbt_vars, {"marts_schema": publish.BUILD_SUFFIX})
@@ -224,7 +270,7 @@ def run(
                     return f"no raw files in {source}"
                 with connect(target) as wh:
                     for path in files:
-                        result = load_file(wh, path, schema=os.environ.get("INSIDERS_RAW_SCHEMA", "raw"))
+                        result = load_file(wh, path, schema=raw)
                         if result.already_loaded:
                             skipped += 1
                             log(f"    {path.name}: already loaded")

@@ -15,11 +15,13 @@ from insiders.warehouse import Warehouse
 
 LIVE_SUFFIX = "marts"
 BUILD_SUFFIX = "marts_build"
+BI_READER_ROLE_ENV = "INSIDERS_BI_READER_ROLE"
+DEFAULT_BI_READER_ROLE = "insiders_bi_reader"
 
 
 def bi_reader_role() -> str:
     """The role that Power BI reads with (same default as the dbt variable ``bi_reader_role``)."""
-    return os.environ.get("INSIDERS_BI_READER_ROLE", "insiders_bi_reader")
+    return os.environ.get(BI_READER_ROLE_ENV, "").strip() or DEFAULT_BI_READER_ROLE
 
 
 def publish_marts(wh: Warehouse, build_schema: str, live_schema: str) -> list[str]:

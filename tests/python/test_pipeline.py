@@ -212,3 +212,71 @@ def test_source_can_be_an_s3_prefix(s3_bucket: str, tmp_path: Path) -> None:
     files = raw_files(f"s3://{s3_bucket}/landing", work)
     assert [p.read_bytes() for p in files] == [b"nov", b"dec"]
     assert all(p.parent == work for p in files)
+
+
+# -- names and numbers that reach SQL are checked at the edge -------------------------------------------------
+
+HOSTILE_SCHEMA = "analytics; drop table sentinel; --"
+
+
+def assert_user_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Exit status 4 (a user error), no traceback, and one last ``error:`` line naming the problem."""
+    assert proc.returncode == 4, f"exit {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and [f for f in fragments if f not in last] == [], last
+
+
+def _sentinel(target: Target) -> None:
+    with connect(target) as wh, wh.transaction():
+        wh.execute(f"create schema if not exists {target.schema}")
+        wh.execute(f"create table {target.schema}.sentinel (x integer)")
+
+
+def _sentinel_exists(target: Target) -> bool:
+    with connect(target) as wh:
+        return wh.relation_exists(target.schema, "sentinel")
+
+
+def test_a_schema_name_carrying_sql_is_refused_at_the_edge(
+    target: Target, sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """INSIDERS_PG_SCHEMA / INSIDERS_DUCKDB_SCHEMA, INSIDERS_RAW_SCHEMA and --schema are refused with a clear
+    error before anything reaches the warehouse (both targets)."""
+    _sentinel(target)
+    variable = "INSIDERS_PG_SCHEMA" if target.type == "postgres" else "INSIDERS_DUCKDB_SCHEMA"
+    with monkeypatch.context() as mp:
+        mp.setenv(variable, HOSTILE_SCHEMA)
+        for command in (("score",), ("run", "--source", str(sample)), ("answers",)):
+            proc = run_cli(*command, "--target", target.name, check=False)
+            assert_user_error(proc, f"${variable}", "is not a valid SQL identifier")
+    with monkeypatch.context() as mp:
+        mp.setenv("INSIDERS_RAW_SCHEMA", HOSTILE_SCHEMA)
+        proc = run_cli("run", "--target", target.name, "--source", str(sample), check=False)
+        assert_user_error(proc, "INSIDERS_RAW_SCHEMA", "is not a valid SQL identifier")
+        proc = run_cli("load", str(sample), "--target", target.name, check=False)
+        assert_user_error(proc, "--schema", "is not a valid SQL identifier")
+    proc = run_cli("load", str(sample), "--target", target.name, "--schema", "Raw", check=False)
+    assert_user_error(proc, "--schema", "upper-case")
+    assert _sentinel_exists(target)
+    with connect(target) as wh:
+        assert not wh.relation_exists("raw", "load_log"), "nothing was loaded"
+
+
+@pytest.mark.parametrize(
+    ("dbt_vars", "message"),
+    [
+        ("{min_unit_price: '0.04 or true'}", "min_unit_price must be a finite number"),
+        ("{min_unit_price: .nan}", "min_unit_price must be a finite number"),
+        ("{min_unit_price: -1}", "min_unit_price must be at least 0"),
+        ("{min_unit_price: true}", "min_unit_price must be a finite number"),
+        ("{raw_schema: 'raw; drop table x'}", "--vars raw_schema"),
+        ("{as_of_date: 'yesterday'}", "as_of_date must be a day as YYYY-MM-DD"),
+        ("[1, 2]", "--vars must be a YAML mapping"),
+        ("{a: [", "--vars is not valid YAML"),
+    ],
+)
+def test_bad_dbt_vars_are_refused_before_the_run_starts(duckdb_file: Path, dbt_vars: str, message: str) -> None:
+    proc = run_cli("run", "--target", "local", "--vars", dbt_vars, check=False)
+    assert_user_error(proc, message)
+    assert "==> load" not in proc.stdout, "no step started"
