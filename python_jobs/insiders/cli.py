@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -384,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except InsidersError as exc:
         if args.verbose:
-            log.exception("failed")
+            traceback.print_exc(file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -393,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # Not a failure the code knows how to explain: a bug. Say so in one line, keep the traceback for -v.
         if args.verbose:
-            log.exception("internal error")
+            traceback.print_exc(file=sys.stderr)
         hint = "" if args.verbose else " (run again with -v for the traceback)"
         print(f"error: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
         return EXIT_INTERNAL_ERROR

@@ -280,3 +280,67 @@ def test_bad_dbt_vars_are_refused_before_the_run_starts(duckdb_file: Path, dbt_v
     proc = run_cli("run", "--target", "local", "--vars", dbt_vars, check=False)
     assert_user_error(proc, message)
     assert "==> load" not in proc.stdout, "no step started"
+
+
+# -- every failure: one error line and a status of errors.py ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pin_text", "message"),
+    [
+        ("model: 20261201T061500Z-3f9c2a1b\n", "'model:' must be a mapping"),
+        ("model: [a, b]\n", "'model:' must be a mapping"),
+        ("- model\n", "must be a mapping with a 'model:' entry"),
+        ("model:\n  version: {a: 1}\n  sha256: abc\n", "model.version must be a single value"),
+    ],
+)
+def test_a_malformed_pin_is_a_user_error(
+    duckdb_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pin_text: str, message: str
+) -> None:
+    pin = tmp_path / "pinned_model.yml"
+    pin.write_text(pin_text)
+    monkeypatch.setenv("INSIDERS_PIN_FILE", str(pin))
+    for name in ("INSIDERS_MODEL_VERSION", "INSIDERS_MODEL_SHA256", "INSIDERS_MODEL_MANIFEST_SHA256"):
+        monkeypatch.delenv(name, raising=False)
+    assert_user_error(run_cli("score", "--target", "local", check=False), message, str(pin))
+    assert_user_error(run_cli("models", check=False), message)
+
+
+def test_an_unexpected_exception_is_an_internal_error_with_its_own_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from insiders import cli
+    from insiders.errors import EXIT_INTERNAL_ERROR, EXIT_USAGE, EXIT_USER_ERROR
+
+    assert len({EXIT_USAGE, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, 0, 1}) == 5, "statuses are distinct from 0, 1, 2"
+
+    def broken(args):
+        raise RuntimeError("surprise\nsecond line")
+
+    monkeypatch.setattr(cli, "cmd_models", broken)
+    assert cli.main(["models"]) == EXIT_INTERNAL_ERROR
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "error: internal error: RuntimeError: surprise second line (run again with -v for the traceback)"
+    ]
+    assert cli.main(["-v", "models"]) == EXIT_INTERNAL_ERROR
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error: internal error: RuntimeError")
+
+
+def test_an_internal_error_in_a_run_step_still_prints_the_step_table(
+    duckdb_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from insiders import cli, pipeline
+    from insiders.errors import EXIT_INTERNAL_ERROR
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(pipeline, "dbt_build", broken)
+    assert cli.main(["run", "--target", "local"]) == EXIT_INTERNAL_ERROR
+    out, err = capsys.readouterr()
+    assert "Run FAILED" in out and "features" in out and "FAILED" in out.split("Run FAILED")[1]
+    assert err.strip().splitlines()[-1] == (
+        "error: internal error: ZeroDivisionError: division by zero (run again with -v for the traceback)"
+    )
