@@ -574,3 +574,43 @@ def test_find_version_by_digest(tmp_path: Path) -> None:
     assert find_version_by_digest(store, sha(MODEL)) == "v1"
     assert find_version_by_digest(store, sha(MODEL + b"other").upper()) == "v2"
     assert find_version_by_digest(store, sha(b"never stored")) is None
+
+
+# -- an unreachable store is reported as unreachable, not as a missing version -----------------------------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again on leaving: nothing listens there
+
+
+def test_an_unreachable_s3_endpoint_is_not_reported_as_a_missing_version(
+    s3_bucket: str, duckdb_file: Path, pinned_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import run_cli
+
+    from insiders.artifacts import ArtifactStoreUnreachableError
+    from insiders.registry import load_pinned, pin_version, save_model
+
+    manifest = {"features": ["gross_revenue"], "feature_types": {"gross_revenue": "double"}}
+    store = S3Store(s3_bucket, "insiders/prod")
+    save_model(store, "v1", MODEL, manifest, "card")
+    pin_version(store, "v1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-value")
+
+    port = _closed_port()
+    monkeypatch.setenv("INSIDERS_S3_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    with pytest.raises(
+        ArtifactStoreUnreachableError, match=rf"cannot reach the S3 endpoint http://127\.0\.0\.1:{port}"
+    ):
+        load_pinned(S3Store(s3_bucket, "insiders/prod"))
+    for command in (("score", "--target", "local"), ("promote", "v1"), ("models",)):
+        monkeypatch.setenv("INSIDERS_ARTIFACT_URI", f"s3://{s3_bucket}/insiders/prod")
+        proc = run_cli(*command, check=False)
+        assert proc.returncode == 5, f"{command}: exit {proc.returncode}\n{proc.stderr}"
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: cannot reach the S3 endpoint http://127.0.0.1:{port}"), last
+        assert "is not in" not in proc.stderr and "testing-secret-value" not in proc.stderr + proc.stdout
