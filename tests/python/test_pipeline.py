@@ -344,3 +344,98 @@ def test_an_internal_error_in_a_run_step_still_prints_the_step_table(
     assert err.strip().splitlines()[-1] == (
         "error: internal error: ZeroDivisionError: division by zero (run again with -v for the traceback)"
     )
+
+
+# -- deploy/run-insiders.sh reads its env file as data -----------------------------------------------------------
+
+WRAPPER = PROJECT / "deploy" / "run-insiders.sh"
+
+
+def _fake_home(tmp_path: Path) -> Path:
+    """A checkout whose `insiders` records the variables it was given (as JSON) and exits 0."""
+    home = tmp_path / "home"
+    script = home / ".venv" / "bin" / "insiders"
+    script.parent.mkdir(parents=True)
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "keys = [k for k in os.environ if k.startswith('T_')]\n"
+        "with open(os.environ['T_OUT'], 'w') as fh:\n"
+        "    json.dump({'argv': sys.argv[1:], 'env': {k: os.environ[k] for k in keys}}, fh)\n"
+    )
+    script.chmod(0o755)
+    return home
+
+
+def _run_wrapper(tmp_path: Path, env_text: str) -> subprocess.CompletedProcess[str]:
+    env_file = tmp_path / "env"
+    env_file.write_text(env_text)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    # A command named like a word of a value: running the env file as shell code would run it.
+    word = bin_dir / "word"
+    word.write_text(f"#!/bin/sh\ntouch {tmp_path / 'word-ran'}\n")
+    word.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "INSIDERS_ENV_FILE": str(env_file),
+        "INSIDERS_HOME": str(_fake_home(tmp_path)),
+        "INSIDERS_LOG_DIR": str(tmp_path / "logs"),
+        "T_OUT": str(tmp_path / "seen.json"),
+    }
+    return subprocess.run(["bash", str(WRAPPER)], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_wrapper_reads_the_env_file_as_data_not_shell_code(tmp_path: Path) -> None:
+    import json
+
+    env_text = "\n".join(
+        [
+            "# a comment",
+            "   # an indented comment",
+            "",
+            "T_DOLLAR_HASH=ab$cd#ef",
+            "T_SPACE=p@ss word",
+            "export T_EXPORTED=x=y",
+            "T_QUOTED=' keeps spaces '",
+            'T_DOUBLE="$(touch pwned)"',
+            "T_BACKTICK=`touch pwned`",
+            "T_BACKSLASH=a\\nb\\",
+            "T_CRLF=windows\r",
+            "T_EMPTY=",
+            "INSIDERS_TARGET=local",
+            "T_LAST=no newline at the end",
+        ]
+    )
+    proc = _run_wrapper(tmp_path, env_text)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen["argv"] == ["run", "--target", "local"]
+    assert seen["env"] == {
+        "T_DOLLAR_HASH": "ab$cd#ef",
+        "T_SPACE": "p@ss word",
+        "T_EXPORTED": "x=y",
+        "T_QUOTED": " keeps spaces ",
+        "T_DOUBLE": "$(touch pwned)",
+        "T_BACKTICK": "`touch pwned`",
+        "T_BACKSLASH": "a\\nb\\",
+        "T_CRLF": "windows",
+        "T_EMPTY": "",
+        "T_LAST": "no newline at the end",
+        "T_OUT": str(tmp_path / "seen.json"),
+    }
+    assert not (tmp_path / "word-ran").exists() and not (tmp_path / "home" / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("just words, secret-ish", "line 2 is not KEY=value"), ("BAD-NAME=x", "line 2: the name before '='")],
+)
+def test_the_wrapper_refuses_a_malformed_env_file_without_showing_the_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    proc = _run_wrapper(tmp_path, f"T_A=1\n{line}\n")
+    assert proc.returncode == 4
+    assert message in proc.stderr and line.split("=")[0] not in proc.stderr
+    assert not (tmp_path / "seen.json").exists(), "the job did not start"
