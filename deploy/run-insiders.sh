@@ -72,8 +72,18 @@ fi
 cd "$home" || { echo "insiders: cannot enter $home" >&2; exit 1; }
 started=$(date +%s)
 echo "$(date -u +%FT%TZ) insiders ${args[*]} (log: $log)"
-"$home/.venv/bin/insiders" "${args[@]}" >"$log" 2>&1
-status=$?
+# In the background so that this script can pass SIGTERM/SIGINT on (a scheduler's timeout often signals only
+# the wrapper); the job then stops its children, rolls back and exits, and its status is reported as usual.
+# (Background jobs start with SIGINT ignored, so both are passed on as SIGTERM.)
+"$home/.venv/bin/insiders" "${args[@]}" >"$log" 2>&1 &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+while :; do
+  wait "$child"
+  status=$?
+  kill -0 "$child" 2>/dev/null || break # wait was interrupted by a signal: keep waiting for the job
+done
+trap - TERM INT
 seconds=$(( $(date +%s) - started ))
 
 case "$status" in

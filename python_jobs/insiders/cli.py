@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from insiders import __version__
-from insiders.errors import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, InsidersError
+from insiders.errors import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, InsidersError, Terminated
 
 log = logging.getLogger("insiders")
 
@@ -193,28 +195,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     """Apply the pinned model to customer_features and publish customer_segments."""
     from insiders.artifacts import open_store
+    from insiders.pipeline import run_lock
     from insiders.registry import load_pinned, read_pin
     from insiders.scoring import score
     from insiders.warehouse import connect, load_target
 
     target = load_target(args.target)  # configuration first: a bad schema is reported before the model is fetched
-    pin = read_pin()
-    assert pin is not None
-    # Without --artifacts, load_pinned resolves the store ($INSIDERS_ARTIFACT_URI, else the pin's).
-    loaded = load_pinned(open_store(args.artifacts) if args.artifacts else None, pin)
-    print(f"Model {pin.version} verified (sha256 {pin.sha256[:12]}…) from {loaded.store_uri}")
-    with connect(target) as wh:
-        result = score(
-            wh,
-            loaded,
-            wh.target.schema,
-            allow_extra_columns=args.allow_extra_columns,
-            progress=None if args.quiet else _Progress("scored"),
-        )
-        print(
-            f"Scored {result.customers:,} customers into {wh.target.schema}.customer_segments "
-            f"(run {result.run_id}) in {result.seconds:.1f} s; {result.insiders:,} Insiders"
-        )
+    # The same lock as `insiders run`, taken first: a hand-run score never overlaps a scheduled run.
+    with run_lock(target, what="insiders score"):
+        pin = read_pin()
+        assert pin is not None
+        # Without --artifacts, load_pinned resolves the store ($INSIDERS_ARTIFACT_URI, else the pin's).
+        loaded = load_pinned(open_store(args.artifacts) if args.artifacts else None, pin)
+        print(f"Model {pin.version} verified (sha256 {pin.sha256[:12]}…) from {loaded.store_uri}")
+        with connect(target) as wh:
+            result = score(
+                wh,
+                loaded,
+                wh.target.schema,
+                allow_extra_columns=args.allow_extra_columns,
+                progress=None if args.quiet else _Progress("scored"),
+            )
+            print(
+                f"Scored {result.customers:,} customers into {wh.target.schema}.customer_segments "
+                f"(run {result.run_id}) in {result.seconds:.1f} s; {result.insiders:,} Insiders"
+            )
     for name, n in sorted(result.segments.items(), key=lambda kv: -kv[1]):
         print(f"  {name}: {n:,}")
     return 0
@@ -235,7 +240,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             log=lambda line: print(line, flush=True),
             report=report,
         )
-    except (Exception, KeyboardInterrupt):
+    except (Exception, KeyboardInterrupt, Terminated):
         # Whatever stopped the run (a step, the lock, a bug, a signal), the step table says how far it got.
         print("\nRun FAILED. Steps:", flush=True)
         print(report.table(), flush=True)
@@ -381,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    previous = _raise_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except InsidersError as exc:
@@ -391,6 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing was committed by the step in progress", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("error: terminated (SIGTERM); nothing was committed by the step in progress", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as exc:
         # Not a failure the code knows how to explain: a bug. Say so in one line, keep the traceback for -v.
         if args.verbose:
@@ -398,6 +407,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "" if args.verbose else " (run again with -v for the traceback)"
         print(f"error: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
         return EXIT_INTERNAL_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` (unwinding like Ctrl-C: transactions roll back, locks are released,
+    the CLI reports it); return the previous handler, or ``None`` when not in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    return signal.signal(signal.SIGTERM, terminate)
 
 
 if __name__ == "__main__":

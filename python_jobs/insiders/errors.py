@@ -51,3 +51,11 @@ class ServiceUnavailableError(InsidersError):
     """A service (the artifact store) cannot be reached: nothing says the thing asked for is missing."""
 
     exit_code = EXIT_SERVICE_ERROR
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM (a scheduler's timeout, a shutdown).
+
+    A ``BaseException`` like ``KeyboardInterrupt``: it must unwind through ``except Exception`` blocks, rolling
+    back open transactions, up to the CLI, which reports it and exits with :data:`EXIT_TERMINATED`.
+    """

@@ -107,9 +107,14 @@ def wait_for(proc: subprocess.Popen[str], marker: str, timeout: float = 300) -> 
 
 
 def kill(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL the run and everything it started (dbt included), as a crash or an OOM kill would."""
+    """SIGKILL the run, as a crash or an OOM kill would, and wait until its dbt child has exited too.
+
+    dbt runs in a process group of its own and gets SIGTERM when the run dies; it holds the run lock (and the
+    run's output pipe) until it has exited, so the test waits for the pipe to close before going on.
+    """
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
+    proc.communicate(timeout=120)
 
 
 def test_run_twice_and_kills_leave_the_published_marts_intact(target: Target, sample: Path) -> None:
@@ -439,3 +444,139 @@ def test_the_wrapper_refuses_a_malformed_env_file_without_showing_the_line(
     assert proc.returncode == 4
     assert message in proc.stderr and line.split("=")[0] not in proc.stderr
     assert not (tmp_path / "seen.json").exists(), "the job did not start"
+
+
+# -- kills: children in their own process group, signals forwarded, the lock held until they have exited ---------
+
+FAKE_DBT = """\
+import os, pathlib, signal, sys, time
+folder = pathlib.Path(os.environ["T_DBT_DIR"])
+def stop(signum, frame):
+    (folder / f"signalled-{os.getpid()}").write_text(str(signum))
+    time.sleep(float(os.environ.get("T_DBT_CLEANUP", "6")))  # a slow, orderly shutdown
+    (folder / f"exited-{os.getpid()}").write_text("")
+    sys.exit(1)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+(folder / f"started-{os.getpid()}").write_text(str(os.getpgrp()))
+time.sleep(float(os.environ.get("T_DBT_SECONDS", "120")))
+"""
+
+
+@pytest.fixture
+def fake_dbt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A dbt stand-in that runs until signalled, then takes a few seconds to exit; it leaves marker files."""
+    folder = tmp_path / "dbt"
+    folder.mkdir()
+    script = tmp_path / "fake-dbt"
+    script.write_text(f"#!{sys.executable}\n{FAKE_DBT}")
+    script.chmod(0o755)
+    monkeypatch.setenv("INSIDERS_DBT", str(script))
+    monkeypatch.setenv("T_DBT_DIR", str(folder))
+    monkeypatch.setenv("INSIDERS_PIN_FILE", str(tmp_path / "no-pin.yml"))
+    return folder
+
+
+def _marker(folder: Path, prefix: str, timeout: float = 60) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(folder.glob(f"{prefix}-*"))
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    pytest.fail(f"no {prefix}-* marker after {timeout} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead; it only waits for its parent to collect it.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def _start(target: Target) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "insiders.cli", "run", "--target", target.name],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_sigterm_is_forwarded_and_the_lock_is_held_until_dbt_has_exited(target: Target, fake_dbt: Path) -> None:
+    run = _start(target)
+    started = _marker(fake_dbt, "started")
+    dbt_pid = int(started.name.split("-")[1])
+    assert int(started.read_text()) == dbt_pid != os.getpgid(run.pid), "dbt runs in a process group of its own"
+
+    os.kill(run.pid, signal.SIGTERM)  # the run only, as a scheduler's timeout does
+    _marker(fake_dbt, "signalled", timeout=10)
+    # dbt is still shutting down: the run still holds the lock, for runs and hand-run scores alike.
+    second = run_cli("run", "--target", target.name, check=False)
+    assert second.returncode == 3 and "in progress" in second.stderr, second.stderr
+    score = run_cli("score", "--target", target.name, check=False)
+    assert score.returncode == 3 and "this insiders score exits" in score.stderr, score.stderr
+
+    out, err = run.communicate(timeout=90)
+    assert run.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("error: terminated (SIGTERM)")
+    assert "Run FAILED" in out and "features" in out
+    assert (fake_dbt / f"exited-{dbt_pid}").exists() and not _alive(dbt_pid), "the run exited after dbt did"
+
+
+def test_a_killed_run_takes_dbt_down_and_the_lock_outlives_it_until_dbt_exits(
+    target: Target, fake_dbt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _start(target)
+    dbt_pid = int(_marker(fake_dbt, "started").name.split("-")[1])
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)  # not communicate(): dbt still holds the run's output pipes
+
+    _marker(fake_dbt, "signalled", timeout=10)  # the kernel tells the orphaned dbt to stop
+    second = run_cli("run", "--target", target.name, check=False)
+    assert second.returncode == 3, "the lock is still held by the exiting dbt:\n" + second.stderr
+    deadline = time.monotonic() + 60
+    while _alive(dbt_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(dbt_pid)
+
+    # dbt is gone: the lock is free (this run's fake dbt finishes at once; the score step then lacks a pin).
+    monkeypatch.setenv("T_DBT_SECONDS", "0")
+    third = run_cli("run", "--target", target.name, check=False)
+    assert third.returncode == 4 and "step 'score' failed" in third.stderr, third.stderr
+    run.communicate(timeout=30)
+
+
+def test_the_wrapper_passes_sigterm_on_and_reports_the_status(tmp_path: Path) -> None:
+    home = _fake_home(tmp_path)
+    (home / ".venv" / "bin" / "insiders").write_text(
+        f"#!{sys.executable}\n"
+        "import os, pathlib, signal, sys, time\n"
+        "def stop(signum, frame):\n"
+        "    print('error: terminated (SIGTERM)', file=sys.stderr)\n"
+        "    sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "pathlib.Path(os.environ['T_OUT']).write_text('started')\n"
+        "time.sleep(60)\n"
+    )
+    env_file = tmp_path / "env"
+    env_file.write_text("INSIDERS_TARGET=local\n")
+    env = {
+        "PATH": os.environ["PATH"],
+        "INSIDERS_ENV_FILE": str(env_file),
+        "INSIDERS_HOME": str(home),
+        "INSIDERS_LOG_DIR": str(tmp_path / "logs"),
+        "T_OUT": str(tmp_path / "seen.json"),
+    }
+    wrapper = subprocess.Popen(["bash", str(WRAPPER)], env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "seen.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    wrapper.send_signal(signal.SIGTERM)  # the wrapper only, not its group
+    out, _ = wrapper.communicate(timeout=30)
+    assert wrapper.returncode == 143
+    assert "insiders run FAILED (exit 143): error: terminated (SIGTERM)" in out
