@@ -17,7 +17,9 @@
 --        -v ON_ERROR_STOP=1 -f deploy/postgres/roles.sql
 --
 -- psql variables (-v name=value), all optional:
---   reader_role       insiders_bi_reader
+--   reader_role       insiders_bi_reader       another name? set INSIDERS_BI_READER_ROLE to it for the job:
+--                                              `insiders run` grants the published marts to that role, and
+--                                              refuses to publish when it does not exist
 --   job_role          insiders_job
 --   raw_schema        raw                      what INSIDERS_RAW_SCHEMA says
 --   analytics_schema  analytics                what INSIDERS_PG_SCHEMA says (dbt's target schema)

@@ -119,8 +119,8 @@ def run_lock(target: Target, what: str = "insiders run") -> Iterator[None]:
             wh.conn.autocommit = True
             if not wh.query("select pg_try_advisory_lock(%s)", [RUN_LOCK_KEY])[0][0]:
                 raise RunInProgressError(
-                    f"another insiders run or score is in progress on {target.describe()} (it holds the run's "
-                    f"advisory lock); this {what} exits without doing anything"
+                    f"another insiders run is in progress on {target.describe()} (or a hand-run insiders score; it "
+                    f"holds the run's advisory lock); this {what} exits without doing anything"
                 )
             _lock_fds.append(wh.conn.fileno())
             try:
@@ -138,8 +138,8 @@ def run_lock(target: Target, what: str = "insiders run") -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise RunInProgressError(
-                f"another insiders run or score is in progress on {target.describe()} (lock file {lock_path}); "
-                f"this {what} exits without doing anything"
+                f"another insiders run is in progress on {target.describe()} (or a hand-run insiders score; lock "
+                f"file {lock_path}); this {what} exits without doing anything"
             ) from exc
         _lock_fds.append(handle.fileno())
         try:
@@ -278,7 +278,7 @@ def dbt_build(selector: str, target: Target, extra: list[str] | None = None) -> 
         raise PipelineStepError(f"dbt build --selector {selector} failed (exit {status}); see dbt's output")
 
 
-def _merge_vars(user_vars: str | None, extra: dict[str, str]) -> str:
+def _merge_vars(user_vars: str | None, extra: dict[str, object]) -> str:
     """The user's ``--vars`` (YAML) with the pipeline's own variables added, as a YAML mapping."""
     import yaml
 
@@ -362,7 +362,9 @@ def run(
     validate_identifier(publish.bi_reader_role(), f"the BI reader role ({publish.BI_READER_ROLE_ENV})")
     report = report if report is not None else RunReport(target=target.describe())
     extra = ["--vars", dbt_vars] if dbt_vars else []
-    marts_vars = _merge_vars(dbt_vars, {"marts_schema": publish.BUILD_SUFFIX})
+    # The marts are built in a schema of their own, and not granted to the BI reader there: publish grants the
+    # published copies (macros/cross_db/grant_bi_read_access.sql reads bi_grants).
+    marts_vars = _merge_vars(dbt_vars, {"marts_schema": publish.BUILD_SUFFIX, "bi_grants": False})
     log(f"insiders run on {target.describe()}")
     with run_lock(target):
 
@@ -420,7 +422,7 @@ def run(
         def publish_step() -> str:
             live = f"{target.schema}_{publish.LIVE_SUFFIX}"
             with connect(target) as wh:
-                tables = publish.publish_marts(wh, f"{target.schema}_{publish.BUILD_SUFFIX}", live)
+                tables = publish.publish_marts(wh, f"{target.schema}_{publish.BUILD_SUFFIX}", live, log=log)
             return f"{len(tables)} marts published to {live} in one transaction"
 
         _step(report, "load", load, log)

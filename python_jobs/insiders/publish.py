@@ -4,19 +4,35 @@
 are they published to ``<schema>_marts``, all together: readers (Power BI, the report) see every mart of the
 previous run or every mart of the new one, never a mix, and a failure or a kill before the commit leaves the
 previous marts as they were.
+
+On PostgreSQL, replacing a mart needs a moment of exclusive lock on it, which an open reader transaction
+holds off. Publishing therefore waits at most ``INSIDERS_PUBLISH_LOCK_TIMEOUT_S`` seconds for each lock, rolls
+back and retries (``INSIDERS_PUBLISH_ATTEMPTS`` attempts in all, with a growing pause), and then fails naming
+the sessions that held the locks: neither a reader can hang the publication, nor a waiting publication the
+other readers for longer than the timeout.
+
+The published marts are granted to the BI reader role (``INSIDERS_BI_READER_ROLE``, the ``reader_role`` of
+``deploy/postgres/roles.sql``); the build schema's tables are never granted to it.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
-from insiders.errors import InsidersError
-from insiders.warehouse import Warehouse
+from insiders.errors import ConfigError, InsidersError, WarehouseError
+from insiders.warehouse import Warehouse, validate_identifier, validate_number
 
 LIVE_SUFFIX = "marts"
 BUILD_SUFFIX = "marts_build"
 BI_READER_ROLE_ENV = "INSIDERS_BI_READER_ROLE"
 DEFAULT_BI_READER_ROLE = "insiders_bi_reader"
+LOCK_TIMEOUT_ENV = "INSIDERS_PUBLISH_LOCK_TIMEOUT_S"
+ATTEMPTS_ENV = "INSIDERS_PUBLISH_ATTEMPTS"
+DEFAULT_LOCK_TIMEOUT_S = 10.0
+DEFAULT_ATTEMPTS = 5
+MAX_PAUSE_S = 30.0
 
 
 def bi_reader_role() -> str:
@@ -24,7 +40,86 @@ def bi_reader_role() -> str:
     return os.environ.get(BI_READER_ROLE_ENV, "").strip() or DEFAULT_BI_READER_ROLE
 
 
-def publish_marts(wh: Warehouse, build_schema: str, live_schema: str) -> list[str]:
+def _setting(name: str, default: float, minimum: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {text!r}") from exc
+    return validate_number(value, name, minimum=minimum)
+
+
+def reader_role_to_grant(wh: Warehouse, live_schema: str) -> str | None:
+    """The role to grant the published marts to, or ``None`` when there is none to grant to.
+
+    DuckDB has no roles. On PostgreSQL the configured role must exist when ``INSIDERS_BI_READER_ROLE`` is set,
+    or when some other role already reads the marts schema (a reader would silently lose access at this run);
+    a development database with neither publishes without grants.
+    """
+    if wh.kind != "postgres":
+        return None
+    role = validate_identifier(bi_reader_role(), f"the BI reader role ({BI_READER_ROLE_ENV})")
+    if wh.query("select count(*) from pg_catalog.pg_roles where rolname = %s", [role])[0][0]:
+        return role
+    readers = [
+        str(r[0])
+        for r in wh.query(
+            "select distinct grantee.rolname from pg_catalog.pg_namespace n "
+            "cross join lateral aclexplode(n.nspacl) acl "
+            "join pg_catalog.pg_roles grantee on grantee.oid = acl.grantee "
+            "where n.nspname = %s and acl.privilege_type = 'USAGE' and acl.grantee <> n.nspowner "
+            "order by 1",
+            [live_schema],
+        )
+    ]
+    configured = bool(os.environ.get(BI_READER_ROLE_ENV, "").strip())
+    if not configured and not readers:
+        return None
+    source = f"{BI_READER_ROLE_ENV}" if configured else f"the default, {BI_READER_ROLE_ENV} being unset"
+    hint = (
+        f"the marts schema {live_schema} is read by {', '.join(readers)}: set {BI_READER_ROLE_ENV} to that role"
+        if readers
+        else f"create it with deploy/postgres/roles.sql (-v reader_role={role}) or correct {BI_READER_ROLE_ENV}"
+    )
+    raise ConfigError(
+        f"the BI reader role '{role}' ({source}) does not exist on {wh.target.describe()}, so the published "
+        f"marts could not be granted to it and Power BI would lose access; {hint}. Nothing was published"
+    )
+
+
+def _lock_holders(wh: Warehouse, live_schema: str) -> str:
+    """Who holds locks on the live marts (user, application, since when), for the failure message."""
+    try:
+        rows = wh.query(
+            "select distinct a.pid, a.usename, a.application_name, a.state, "
+            "to_char(a.xact_start at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+            "from pg_catalog.pg_locks l join pg_catalog.pg_class c on c.oid = l.relation "
+            "join pg_catalog.pg_namespace n on n.oid = c.relnamespace "
+            "join pg_catalog.pg_stat_activity a on a.pid = l.pid "
+            "where n.nspname = %s and l.granted and l.pid <> pg_backend_pid() order by 1",
+            [live_schema],
+        )
+    except Exception:  # only for the message: the failure itself is what matters
+        return "sessions that could not be listed"
+    finally:
+        wh.conn.rollback()  # no transaction stays open while the publication pauses
+    if not rows:
+        return "sessions that have since finished"
+    return "; ".join(
+        f"pid {pid} user {user} application '{app or '-'}' ({state}, transaction open since {since} UTC)"
+        for pid, user, app, state, since in rows
+    )
+
+
+def publish_marts(
+    wh: Warehouse,
+    build_schema: str,
+    live_schema: str,
+    log: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
     """Replace every table of ``live_schema`` that ``build_schema`` has, in one transaction; return their names."""
     tables = [
         str(r[0])
@@ -36,17 +131,44 @@ def publish_marts(wh: Warehouse, build_schema: str, live_schema: str) -> list[st
     ]
     if not tables:
         raise InsidersError(f"no marts were built in {build_schema}: nothing to publish")
-    role = bi_reader_role()
-    grant = wh.kind == "postgres" and bool(
-        wh.query("select count(*) from pg_catalog.pg_roles where rolname = %s", [role])[0][0]
-    )
+    role = reader_role_to_grant(wh, live_schema)
+    lock_timeout = _setting(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT_S, minimum=0.001)
+    attempts = int(_setting(ATTEMPTS_ENV, DEFAULT_ATTEMPTS, minimum=1))
     live = wh.ident(live_schema, what="marts schema name")
-    with wh.transaction():
-        wh.execute(f"create schema if not exists {live}")
-        for table in tables:
-            target = wh.ident(live_schema, table, what="mart name")
-            wh.execute(f"drop table if exists {target}")
-            wh.execute(f"create table {target} as select * from {wh.ident(build_schema, table, what='mart name')}")
-            if grant:
-                wh.execute(f"grant select on table {target} to {wh.ident(role, what='BI reader role')}")
-    return tables
+    for attempt in range(1, attempts + 1):
+        try:
+            with wh.transaction():
+                if wh.kind == "postgres":
+                    # Wait for no lock longer than this; the whole attempt is rolled back if one is not granted.
+                    wh.execute(f"set local lock_timeout = {max(1, round(lock_timeout * 1000))}")
+                wh.execute(f"create schema if not exists {live}")
+                for table in tables:
+                    target = wh.ident(live_schema, table, what="mart name")
+                    source = wh.ident(build_schema, table, what="mart name")
+                    wh.execute(f"drop table if exists {target}")
+                    wh.execute(f"create table {target} as select * from {source}")
+                    if role:
+                        wh.execute(f"grant select on table {target} to {wh.ident(role, what='BI reader role')}")
+            return tables
+        except Exception as exc:
+            if not _is_lock_timeout(exc):
+                raise
+            holders = _lock_holders(wh, live_schema)
+            if attempt == attempts:
+                raise WarehouseError(
+                    f"could not publish the marts to {live_schema}: {attempts} attempt(s) waited {lock_timeout:g} s "
+                    f"each for a lock held by {holders}. The previous marts are still published; end that "
+                    f"transaction (or raise {LOCK_TIMEOUT_ENV} / {ATTEMPTS_ENV}) and run again"
+                ) from exc
+            pause = min(MAX_PAUSE_S, 2.0 ** (attempt - 1))
+            if log is not None:
+                log(
+                    f"    publish: attempt {attempt} of {attempts} waited {lock_timeout:g} s for a lock held by "
+                    f"{holders}; retrying in {pause:g} s"
+                )
+            sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_lock_timeout(exc: BaseException) -> bool:
+    return getattr(exc, "pgcode", None) == "55P03"  # lock_not_available

@@ -322,3 +322,163 @@ def test_bi_reader_reads_the_marts_and_nothing_else(roles: Roles, tmp_path: Path
             assert [row[0] for row in cur.fetchall()] == [roles.job]
     finally:
         admin.close()
+
+
+# -- publishing: bounded lock waits, the reader role checked, no grants on the build schema -------------------
+
+
+def _build_marts(database: str, build: str, rows: int) -> None:
+    _execute(
+        database,
+        f"create schema if not exists {build}",
+        f"drop table if exists {build}.mart_a",
+        f"drop table if exists {build}.mart_b",
+        f"create table {build}.mart_a as select generate_series(1, {rows}) as n",
+        f"create table {build}.mart_b as select {rows} as total",
+    )
+
+
+def test_an_open_reader_transaction_cannot_hang_publish(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from insiders.errors import WarehouseError
+    from insiders.publish import publish_marts
+    from insiders.warehouse import connect
+
+    build, live = "s_marts_build", "s_marts"
+    _build_marts(pg_database, build, 3)
+    with connect("postgres") as wh:
+        assert publish_marts(wh, build, live) == ["mart_a", "mart_b"]
+    _build_marts(pg_database, build, 5)
+
+    # A BI reader opens a transaction and keeps it: its lock on mart_a lasts until it ends.
+    reader = _superuser(pg_database)
+    reader.set_session(readonly=True)
+    with reader.cursor() as cur:
+        cur.execute("set application_name = 'powerbi-test'")
+        cur.execute(f"select count(*) from {live}.mart_a")
+        assert cur.fetchone() == (3,)
+
+    monkeypatch.setenv("INSIDERS_PUBLISH_LOCK_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("INSIDERS_PUBLISH_ATTEMPTS", "3")
+    pauses: list[float] = []
+    lines: list[str] = []
+    started = time.monotonic()
+    try:
+        with connect("postgres") as wh, pytest.raises(WarehouseError) as err:
+            publish_marts(wh, build, live, log=lines.append, sleep=pauses.append)
+        assert time.monotonic() - started < 15, "publish gave up within its bounds"
+        message = str(err.value)
+        assert "3 attempt(s) waited 0.5 s" in message and "application 'powerbi-test'" in message
+        assert "The previous marts are still published" in message
+        assert pauses == [1.0, 2.0] and len(lines) == 2 and "retrying" in lines[0]
+
+        # The waiting publication never blocked other readers for good: a new reader reads the previous marts.
+        other = _superuser(pg_database)
+        try:
+            with other.cursor() as cur:
+                cur.execute("set statement_timeout = '5s'")
+                cur.execute(f"select count(*) from {live}.mart_a")
+                assert cur.fetchone() == (3,)
+        finally:
+            other.close()
+    finally:
+        reader.rollback()  # the reader's transaction ends...
+        reader.close()
+
+    with connect("postgres") as wh:  # ...and the publication goes through
+        publish_marts(wh, build, live, sleep=pauses.append)
+    _execute_rows = _superuser(pg_database)
+    try:
+        with _execute_rows.cursor() as cur:
+            cur.execute(f"select count(*), (select total from {live}.mart_b) from {live}.mart_a")
+            assert cur.fetchone() == (5, 5)
+    finally:
+        _execute_rows.close()
+
+
+def test_publish_refuses_a_reader_role_that_does_not_exist(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from insiders.errors import ConfigError
+    from insiders.publish import publish_marts
+    from insiders.warehouse import connect
+
+    build, live = "s_marts_build", "s_marts"
+    _build_marts(pg_database, build, 3)
+    monkeypatch.delenv("INSIDERS_BI_READER_ROLE", raising=False)
+    with connect("postgres") as wh:  # a development database: no reader anywhere, nothing to grant
+        publish_marts(wh, build, live)
+
+    # Configured, but missing: refused, naming the variable and roles.sql.
+    missing = f"no_such_reader_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("INSIDERS_BI_READER_ROLE", missing)
+    with connect("postgres") as wh, pytest.raises(ConfigError, match=rf"'{missing}' \(INSIDERS_BI_READER_ROLE\)"):
+        publish_marts(wh, build, live)
+
+    # Not configured, while another role reads the marts: the reader would lose access; refused, naming it.
+    reader = f"bi_reader_{uuid.uuid4().hex[:8]}"
+    _execute("postgres", f"create role {reader} nologin")
+    try:
+        _execute(pg_database, f"grant usage on schema {live} to {reader}")
+        monkeypatch.delenv("INSIDERS_BI_READER_ROLE")
+        with connect("postgres") as wh, pytest.raises(ConfigError) as err:
+            publish_marts(wh, build, live)
+        assert f"is read by {reader}: set INSIDERS_BI_READER_ROLE to that role" in str(err.value)
+        assert "Nothing was published" in str(err.value)
+
+        monkeypatch.setenv("INSIDERS_BI_READER_ROLE", reader)
+        with connect("postgres") as wh:
+            publish_marts(wh, build, live)
+        conn = _superuser(pg_database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "select has_table_privilege(%s, %s, 'SELECT'), has_table_privilege(%s, %s, 'SELECT')",
+                    [reader, f"{live}.mart_a", reader, f"{build}.mart_a"],
+                )
+                assert cur.fetchone() == (True, False)
+        finally:
+            conn.close()
+    finally:
+        _execute(pg_database, f"drop owned by {reader} cascade")
+        _execute("postgres", f"drop role if exists {reader}")
+
+
+def test_insiders_run_grants_the_published_marts_and_not_the_build_schema(roles: Roles, tmp_path: Path) -> None:
+    """The scheduled job as the pipeline user: the reader reads every published mart and no build table; with
+    the reader role left unconfigured, the next run refuses to publish instead of cutting the reader off."""
+    schema = load_target("postgres").schema
+    marts, build = f"{schema}_marts", f"{schema}_marts_build"
+    _run_roles_sql(roles)
+    _execute(
+        roles.database,
+        f"create role {roles.job_user} login password '{roles.password}' in role {roles.job}",
+        f"alter role {roles.job_user} set role = '{roles.job}'",
+        f"create role {roles.reader_user} login password '{roles.password}' in role {roles.reader}",
+    )
+    sample = tmp_path / "sample.csv.gz"
+    run_cli("generate", "--out", str(sample), "--customers", "300", "--months", "6", "--quiet")
+    with _as_pipeline_user(roles, tmp_path):
+        os.environ["INSIDERS_BI_READER_ROLE"] = roles.reader
+        try:
+            run_cli("run", "--target", "postgres", "--source", str(sample), "--train-if-unpinned")
+        finally:
+            del os.environ["INSIDERS_BI_READER_ROLE"]
+        refused = run_cli("run", "--target", "postgres", check=False)
+    assert refused.returncode == 4, refused.stderr
+    assert f"is read by {roles.reader}: set INSIDERS_BI_READER_ROLE" in refused.stderr
+    assert "step 'publish' failed" in refused.stderr
+
+    _assert_reads_every_mart(roles, marts)
+    admin = _superuser(roles.database)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "where n.nspname = %s and c.relkind = 'r' and has_table_privilege(%s, c.oid, 'SELECT')",
+                [build, roles.reader],
+            )
+            assert cur.fetchall() == [], "no build table is granted to the reader"
+            cur.execute("select count(*) from pg_tables where schemaname = %s", [build])
+            assert cur.fetchone()[0] >= len(MARTS)
+    finally:
+        admin.close()
