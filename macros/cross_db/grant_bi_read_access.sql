@@ -20,7 +20,9 @@
 {% macro postgres__grant_bi_read_access(relation) -%}
     {#- `insiders run` builds the marts into a build schema with bi_grants false: readers must not see those
         tables; it grants the published copies itself (python_jobs/insiders/publish.py). -#}
-    {%- if var('bi_grants', true) -%}
+    {%- if not var('bi_grants', true) -%}
+        {{ return('') }}
+    {%- endif -%}
     {%- set role = var('bi_reader_role', 'insiders_bi_reader') | string -%}
     {%- if not modules.re.match('^[a-z_][a-z0-9_$]*$', role) -%}
         {{ exceptions.raise_compiler_error(
@@ -34,5 +36,4 @@
         end if;
     end
     $grant$
-    {%- endif -%}
 {%- endmacro %}
