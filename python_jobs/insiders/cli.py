@@ -119,11 +119,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         started = time.monotonic()
         outcome = train(wh, store, wh.target.schema, config, promote=args.promote)
     saved = outcome.saved
-    print(f"Model selection ({saved.manifest['chosen']}):")
-    print(outcome.selection.to_string(index=False))
+    print("Why this k:")
+    for line in outcome.explanation:
+        print(f"  {line}")
+    print("\nBusiness checks of the Insiders:")
+    for check in outcome.checks:
+        print(f"  {check.to_text()}")
     print("\nSegment profiles:")
     print(outcome.profile.to_string(index=False))
-    print(f"\nSaved model version {saved.version} (sha256 {saved.model.sha256}) in {time.monotonic() - started:.1f} s")
+    for check in outcome.failed:
+        print(f"warning: the Insiders fail a business check: {check.to_text()}", file=sys.stderr)
+    if outcome.reused:
+        print(
+            f"\nThe same artifact is already stored as version {saved.version} (sha256 {saved.model.sha256}): "
+            "reused it, nothing new was written"
+        )
+    else:
+        print(
+            f"\nSaved model version {saved.version} (sha256 {saved.model.sha256}) in "
+            f"{time.monotonic() - started:.1f} s; the model card has the whole selection table"
+        )
     if outcome.promoted:
         from insiders.registry import pin_file
 
@@ -162,9 +177,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         manifest = read_manifest(store, version)
         mark = "*" if pin and pin.version == version else " "
         data = manifest.get("training_data", {})
+        k = manifest.get("k") or manifest.get("config", {}).get("k") or "-"
+        insiders = manifest.get("insiders")
+        size = f"{insiders['customers']:,} ({insiders['share']:.1%})" if insiders else "-"
         print(
-            f" {mark} {version}  k={manifest.get('config', {}).get('k') or '-'}  customers={data.get('customers')}"
-            f"  sha256={manifest['artifact']['sha256'][:12]}"
+            f" {mark} {version}  k={k}  Insiders={size}  customers={data.get('customers')}"
+            f"  features={','.join(manifest.get('features', []))}  sha256={manifest['artifact']['sha256'][:12]}"
         )
     if pin:
         print(f"(* pinned: {pin.version})")
@@ -183,6 +201,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         frame, _ = read_features(wh, wh.target.schema)
     report = stability(frame, config, seeds=args.seeds, samples=args.samples)
     print(report.to_text())
+    shortcomings = report.shortcomings(config)
+    if shortcomings:
+        print("Verdict: the Insiders fall short of the bars (docs/model.md):")
+        for item in shortcomings:
+            print(f"  {item}")
+        return 1
+    print("Verdict: stable, and every business check passes")
     return 0
 
 
