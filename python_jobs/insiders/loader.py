@@ -20,6 +20,7 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import os
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -41,10 +42,53 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 # Lines per load that may be rejected before the whole file is refused (a high share means a wrong file).
 DEFAULT_MAX_REJECTED_SHARE = 0.05
+# Plausible invoice dates: lines outside [earliest, latest] are quarantined in rejected_lines. The earliest day
+# (YYYY-MM-DD) and the latest moment (ISO date or time) come from these variables; the latest is never later
+# than the load time (a line cannot be invoiced after it was delivered), so that variable can only tighten it.
+EARLIEST_DATE_ENV = "INSIDERS_EARLIEST_INVOICE_DATE"
+LATEST_DATE_ENV = "INSIDERS_LATEST_INVOICE_DATE"
+DEFAULT_EARLIEST_DATE = dt.datetime(2000, 1, 1)
 # Serialises concurrent loads on PostgreSQL (pg_advisory_xact_lock key).
 LOAD_LOCK_KEY = 0x1A5D_E250
 
 ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """Invoice dates a load accepts; lines dated outside it are rejected with the reason."""
+
+    earliest: dt.datetime
+    latest: dt.datetime
+
+    def describe(self) -> str:
+        return f"{self.earliest:%Y-%m-%d} .. {self.latest:%Y-%m-%d %H:%M:%S}"
+
+
+def _window_bound(name: str, default: dt.datetime, day_only: bool) -> dt.datetime:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        if day_only:
+            return dt.datetime.strptime(text, "%Y-%m-%d")
+        return dt.datetime.fromisoformat(text).replace(tzinfo=None)
+    except ValueError as exc:
+        raise InputFileError(f"{name}={text!r} is not an ISO date such as 2000-01-01") from exc
+
+
+def date_window(load_time: dt.datetime) -> DateWindow:
+    """The configured window of plausible invoice dates for a load at ``load_time`` (naive UTC)."""
+    window = DateWindow(
+        _window_bound(EARLIEST_DATE_ENV, DEFAULT_EARLIEST_DATE, day_only=True),
+        min(_window_bound(LATEST_DATE_ENV, load_time, day_only=False), load_time),
+    )
+    if window.earliest >= window.latest:
+        raise InputFileError(
+            f"the window of plausible invoice dates is empty ({window.describe()}); check {EARLIEST_DATE_ENV} "
+            f"and {LATEST_DATE_ENV}"
+        )
+    return window
 
 
 @dataclass(frozen=True)
@@ -314,8 +358,14 @@ def choose_date_format(layout: layouts.Layout, samples: pa.Array) -> str | None:
     return candidates[best] if parsed[best] * 2 > len(values) else None
 
 
-def type_batch(batch: Batch, date_format: str) -> tuple[pa.Table, list[tuple[int, str, str]]]:
-    """Type a batch into the canonical columns; return (good rows, rejected (line, reason, text))."""
+def type_batch(
+    batch: Batch, date_format: str, window: DateWindow | None = None
+) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """Type a batch into the canonical columns; return (good rows, rejected (line, reason, text)).
+
+    With a ``window``, lines dated outside it are rejected (a date in 2101 would move the reference day of
+    every customer's features).
+    """
     cols = [pc.utf8_trim_whitespace(c) for c in batch.columns]
     (invoice, stock, description, quantity_text, date_text, price_text, customer_text, country) = cols[:8]
     n = len(batch.lines)
@@ -343,6 +393,13 @@ def type_batch(batch: Batch, date_format: str) -> tuple[pa.Table, list[tuple[int
 
     dates = _parse_dates(date_text, date_format)
     add(pc.is_null(dates), lambda i: f"InvoiceDate '{date_text[i]}' does not match the format {date_format}")
+    if window is not None:
+        earliest = pa.scalar(window.earliest, pa.timestamp("s"))
+        latest = pa.scalar(window.latest, pa.timestamp("s"))
+        add(
+            pc.or_(pc.less(dates, earliest), pc.greater(dates, latest)),
+            lambda i: f"InvoiceDate '{date_text[i]}' is outside the plausible window {window.describe()}",
+        )
 
     price_ok = pc.match_substring_regex(price_text, _NUM_RE)
     price = pc.cast(pc.if_else(price_ok, price_text, "0"), pa.float64())
@@ -462,6 +519,7 @@ def load_file(
     batches = _excel_batches(facts, width) if facts.kind == "xlsx" else _csv_batches(facts, width, invalid)
     load_id = str(uuid.uuid4())
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    window = date_window(loaded_at)
     read = loaded = 0
     rejected: list[tuple[int, str, str]] = []
     total = max(facts.lines - 1, 0)
@@ -483,7 +541,7 @@ def load_file(
                     )
                 if date_format in layouts.ONLINE_RETAIL_REDATED.date_formats or width > len(layout.header):
                     layout = layouts.redated(layout)
-            good, bad = type_batch(batch, date_format)
+            good, bad = type_batch(batch, date_format, window)
             read += len(batch.lines)
             rejected.extend(bad)
             if good.num_rows:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 from pathlib import Path
 
 import pytest
-from conftest import query, run_cli
+from conftest import query, run_cli, run_dbt
 
 from insiders.errors import InputFileError
 from insiders.loader import load_file
@@ -274,3 +275,55 @@ def test_large_file_is_read_in_batches_with_exact_line_numbers(target: Target, t
     assert query(target, "select max(line_number), count(distinct line_number) from raw.transactions") == [
         (250_001, 249_996)
     ]
+
+
+def test_implausible_dates_are_quarantined_with_the_reason(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line dated 2101 (or 1900) would move the reference day of every customer: it is rejected, not stored."""
+    lines = [
+        *KAGGLE_LINES,
+        "536370,22728,ALARM CLOCK BAKELIKE PINK,24,12/10/2101 8:45,3.75,12583,France",
+        "536371,22727,ALARM CLOCK BAKELIKE RED,24,1/5/1900 8:45,3.75,12583,France",
+    ]
+    proc = run_cli(
+        "load", str(write_csv(tmp_path / "dates.csv", lines)), "--target", target.name, "--max-rejected-share", "0.5"
+    )
+    assert "6 loaded, 2 rejected" in proc.stdout
+    rejected = query(target, "select line_number, reason from raw.rejected_lines order by line_number")
+    assert [r[0] for r in rejected] == [8, 9]
+    assert "InvoiceDate '12/10/2101 8:45' is outside the plausible window 2000-01-01 .. " in rejected[0][1]
+    assert "InvoiceDate '1/5/1900 8:45' is outside the plausible window" in rejected[1][1]
+    assert query(target, "select max(invoice_date) < current_timestamp from raw.transactions") == [(True,)]
+    assert query(target, "select lines_read, lines_loaded, lines_rejected from raw.load_log") == [(8, 6, 2)]
+
+
+def test_the_plausible_date_window_is_configurable(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INSIDERS_EARLIEST_INVOICE_DATE", "2010-12-02")
+    monkeypatch.setenv("INSIDERS_LATEST_INVOICE_DATE", "2011-12-09")
+    result = load(target, write_csv(tmp_path / "data.csv", KAGGLE_LINES), max_rejected_share=0.9)
+    # Lines of 2010-12-01 are before the window, the one of 2011-12-09 12:50 after it.
+    assert (result.lines_loaded, result.lines_rejected) == (1, 5)
+    assert query(target, "select invoice_date from raw.transactions") == [(dt.datetime(2010, 12, 20, 10, 14),)]
+    monkeypatch.setenv("INSIDERS_EARLIEST_INVOICE_DATE", "2000-13-01")
+    with pytest.raises(InputFileError, match="INSIDERS_EARLIEST_INVOICE_DATE='2000-13-01' is not an ISO date"):
+        load(target, write_csv(tmp_path / "other.csv", KAGGLE_LINES[:1]))
+
+
+def test_dbt_build_fails_on_an_implausible_reference_day(target: Target, tmp_path: Path) -> None:
+    """Rows that bypass the loader (written by hand into the raw tables) still cannot poison the features."""
+    load(target, write_csv(tmp_path / "data.csv", KAGGLE_LINES))
+    with connect(target) as wh, wh.transaction():
+        wh.execute(
+            "insert into raw.transactions select load_id, 99, invoice_no, stock_code, description, quantity,"
+            " timestamp '2101-12-10 08:45:00', unit_price, customer_id, country, loaded_at"
+            " from raw.transactions where line_number = 2"
+        )
+        wh.execute("update raw.load_log set lines_read = lines_read + 1, lines_loaded = lines_loaded + 1")
+    proc = run_dbt("build", "--selector", "features", target=target.name, check=False)
+    assert proc.returncode != 0
+    # The reference day and the line itself, and nothing else fails.
+    assert "Failure in test assert_reference_day_is_plausible" in proc.stdout and "Got 2 results" in proc.stdout
+    assert "ERROR=1 " in proc.stdout
