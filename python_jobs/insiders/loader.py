@@ -194,6 +194,13 @@ def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
                 "or --encoding auto)"
             )
     lines = newlines + (0 if last in (b"\n", b"") else 1)
+    if kind == "csv" and last != b"\n":
+        # Every export ends its last line; a plain file without that ending was cut short (a copy interrupted
+        # inside the last field still has all its fields: 'United K'). A gzip stream checks itself above.
+        raise InputFileError(
+            f"{path}: the file ends in the middle of line {lines} (no line ending after it: truncated?); "
+            "nothing was loaded"
+        )
     return FileFacts(path, kind, digest.hexdigest(), chosen, lines, ends_with_newline=last == b"\n")
 
 

@@ -327,3 +327,16 @@ def test_dbt_build_fails_on_an_implausible_reference_day(target: Target, tmp_pat
     # The reference day and the line itself, and nothing else fails.
     assert "Failure in test assert_reference_day_is_plausible" in proc.stdout and "Got 2 results" in proc.stdout
     assert "ERROR=1 " in proc.stdout
+
+
+def test_plain_file_cut_inside_its_last_field_is_refused(target: Target, tmp_path: Path) -> None:
+    """A copy interrupted inside the last field still has every field ('Fra'): the missing line end shows it."""
+    _load_good_then(target, tmp_path)
+    data = write_csv(tmp_path / "next.csv", [line.replace("536", "546") for line in KAGGLE_LINES]).read_bytes()
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(data[: data.rindex(b"France") + len(b"Fra")])
+    proc = run_cli("load", str(cut), "--target", target.name, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "ends in the middle of line 7 (no line ending after it: truncated?)" in proc.stderr
+    assert counts(target) == (6, 1, 0)
+    assert query(target, "select count(*) from raw.transactions where country = 'Fra'") == [(0,)]
