@@ -55,6 +55,7 @@ def cmd_load(args: argparse.Namespace) -> int:
                 encoding=args.encoding,
                 max_rejected_share=args.max_rejected_share,
                 progress=None if args.quiet else _Progress(Path(path).name),
+                date_format=args.date_format,
             )
             if result.already_loaded:
                 print(
@@ -227,6 +228,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.source,
             train_if_unpinned=args.train_if_unpinned,
             dbt_vars=args.vars,
+            date_format=args.date_format,
             log=lambda line: print(line, flush=True),
             report=report,
         )
@@ -276,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     target_help = "profiles.yml target: local (DuckDB, default) or postgres"
+    date_format_help = (
+        "strptime format of InvoiceDate, e.g. '%%d/%%m/%%Y %%H:%%M' for day first (default: chosen from the "
+        "file; a file whose dates read both day first and month first is refused until this names one)"
+    )
 
     p = sub.add_parser("load", help="load raw invoice files (CSV, CSV.gz, Excel) into the raw tables")
     p.add_argument("files", nargs="+", metavar="FILE", help="raw file(s) in a supported layout")
@@ -293,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="refuse a file when more than this share of its lines cannot be read (default 0.05)",
     )
+    p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_load)
 
@@ -352,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train and pin a model when none is pinned (quick start; production pins deliberately)",
     )
     p.add_argument("--vars", help="dbt --vars for both dbt steps, e.g. '{as_of_date: 2011-06-30}' (back-fill)")
+    p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("answers", help="print the answers to the business questions (latest run)")

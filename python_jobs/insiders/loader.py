@@ -348,21 +348,104 @@ def _parse_dates(values: pa.Array, fmt: str) -> pa.Array:
     return pc.strptime(values, format=fmt, unit="s", error_is_null=True)
 
 
-def choose_date_format(layout: layouts.Layout, samples: pa.Array) -> str | None:
-    """The candidate format that reads most of the sampled dates (ties go to the layout's own formats).
+def _plausible(dates: pa.Array, window: DateWindow | None) -> pa.Array:
+    """``dates`` with the values outside ``window`` turned to null."""
+    if window is None:
+        return dates
+    inside = pc.and_(
+        pc.greater_equal(dates, pa.scalar(window.earliest, pa.timestamp("s"))),
+        pc.less_equal(dates, pa.scalar(window.latest, pa.timestamp("s"))),
+    )
+    return pc.if_else(inside, dates, pa.scalar(None, pa.timestamp("s")))
 
-    A few unreadable dates do not decide the format: they are rejected line by line afterwards.
+
+def date_format_candidates(layout: layouts.Layout, samples: pa.Array, window: DateWindow | None = None) -> list[str]:
+    """The formats that read the most sampled dates, preferred first (the layout's own formats first).
+
+    A date counts as read when the format parses it to a day inside ``window`` (so ``29-Nov-16`` is not the
+    year 16); when no format reads more than half that way, plain parsing decides, and the lines outside the
+    window are rejected afterwards. Empty when no format reads more than half of the samples: a few unreadable
+    dates do not decide the format, they are rejected line by line.
     """
     values = pc.utf8_trim_whitespace(samples)
     values = values.filter(pc.not_equal(values, ""))
     if len(values) == 0:
-        return None
+        return []
     candidates = list(layout.date_formats) + [
         f for f in layouts.ONLINE_RETAIL_REDATED.date_formats if f not in layout.date_formats
     ]
-    parsed = [len(values) - _parse_dates(values, fmt).null_count for fmt in candidates]
-    best = max(range(len(candidates)), key=lambda i: (parsed[i], -i))
-    return candidates[best] if parsed[best] * 2 > len(values) else None
+    for within in (window, None):
+        parsed = [len(values) - _plausible(_parse_dates(values, fmt), within).null_count for fmt in candidates]
+        best = max(parsed)
+        if best * 2 > len(values):
+            return [fmt for fmt, count in zip(candidates, parsed, strict=True) if count == best]
+    return []
+
+
+def choose_date_format(layout: layouts.Layout, samples: pa.Array) -> str | None:
+    """The candidate format that reads most of the sampled dates (ties go to the layout's own formats)."""
+    candidates = date_format_candidates(layout, samples)
+    return candidates[0] if candidates else None
+
+
+class _DateFormatCheck:
+    """Follows, over every line of a file, whether other formats than the chosen one read every date too.
+
+    When two formats read every date of a file to plausible days that differ (``01/12/2010`` as 12 January or
+    1 December), the file does not say which it means: the load is refused and the user names the format.
+    When the chosen format leaves lines unreadable but another reads them all, the choice was wrong.
+    """
+
+    def __init__(self, chosen: str, rivals: list[str], window: DateWindow | None) -> None:
+        self.chosen = chosen
+        self.window = window
+        self.chosen_unread = 0
+        self.rivals = {fmt: True for fmt in rivals}  # format -> still reads every date
+        self.example: dict[str, tuple[str, dt.datetime, dt.datetime]] = {}  # first date read differently
+
+    def add(self, date_text: pa.Array) -> None:
+        if not any(self.rivals.values()):
+            return
+        values = pc.utf8_trim_whitespace(date_text)
+        values = values.filter(pc.not_equal(values, ""))
+        mine = _plausible(_parse_dates(values, self.chosen), self.window)
+        self.chosen_unread += mine.null_count
+        for fmt, complete in self.rivals.items():
+            if not complete:
+                continue
+            theirs = _plausible(_parse_dates(values, fmt), self.window)
+            if theirs.null_count:
+                self.rivals[fmt] = False
+                continue
+            if fmt not in self.example:
+                differ = pc.fill_null(pc.not_equal(mine, theirs), False)
+                if pc.any(differ).as_py():
+                    i = int(np.flatnonzero(differ.to_numpy(zero_copy_only=False))[0])
+                    self.example[fmt] = (values[i].as_py(), mine[i].as_py(), theirs[i].as_py())
+
+    def verdict(self, path: Path) -> None:
+        """Raise :class:`InputFileError` when the file's dates do not settle one format."""
+        if self.chosen_unread == 0:
+            readers = [fmt for fmt, complete in self.rivals.items() if complete and fmt in self.example]
+            if not readers:
+                return
+            other = readers[0]
+            text, mine, theirs = self.example[other]
+            options = " or ".join(f"--date-format '{fmt}'" for fmt in [self.chosen, *readers])
+            raise InputFileError(
+                f"{path}: every InvoiceDate reads both as {self.chosen} and as {other}, to different days (e.g. "
+                f"'{text}' is {mine:%Y-%m-%d} or {theirs:%Y-%m-%d}): the file does not say whether the day or "
+                f"the month comes first. Nothing was loaded; say which with {options}"
+            )
+        readers = [fmt for fmt, complete in self.rivals.items() if complete]
+        if not readers:
+            return
+        other = readers[0]
+        raise InputFileError(
+            f"{path}: {self.chosen_unread:,} InvoiceDate values do not read as {self.chosen}, but every one "
+            f"reads as {other}. Nothing was loaded; if that is the file's format, load it with "
+            f"--date-format '{other}'"
+        )
 
 
 def type_batch(
@@ -489,8 +572,13 @@ def load_file(
     encoding: str = "auto",
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     progress: ProgressFn | None = None,
+    date_format: str | None = None,
 ) -> LoadResult:
-    """Load one raw file into ``schema``; see the module docstring for the guarantees."""
+    """Load one raw file into ``schema``; see the module docstring for the guarantees.
+
+    ``date_format`` (a strptime pattern such as ``%d/%m/%Y %H:%M``) overrides the choice among the layout's
+    formats; it is needed when the dates of a file read both day first and month first.
+    """
     started = dt.datetime.now()
     facts = inspect_file(path, encoding)
     header = read_header(facts)
@@ -530,7 +618,7 @@ def load_file(
     read = loaded = 0
     rejected: list[tuple[int, str, str]] = []
     total = max(facts.lines - 1, 0)
-    date_format: str | None = None
+    check: _DateFormatCheck | None = None
     with wh.transaction():
         if not wh.advisory_lock(LOAD_LOCK_KEY):
             raise WarehouseError("another insiders load is writing to this warehouse; try again when it ends")
@@ -539,15 +627,30 @@ def load_file(
             raise WarehouseError(f"{facts.path.name} was loaded by a concurrent run; nothing was written")
         for batch in batches:
             if date_format is None:
-                date_format = choose_date_format(layout, batch.columns[4][:1000])
-                if date_format is None:
+                candidates = date_format_candidates(layout, batch.columns[4][:1000], window)
+                if not candidates:
                     sample = next((v for v in batch.columns[4][:1000].to_pylist() if v.strip()), "")
                     raise InputFileError(
                         f"{facts.path}: InvoiceDate values like '{sample}' match none of the formats of the "
-                        f"{layout.title} layout ({', '.join(layout.date_formats)})"
+                        f"{layout.title} layout ({', '.join(layout.date_formats)}); name the format with "
+                        "--date-format"
+                    )
+                date_format = candidates[0]
+                check = _DateFormatCheck(date_format, candidates[1:], window)
+                if date_format in layouts.ONLINE_RETAIL_REDATED.date_formats or width > len(layout.header):
+                    layout = layouts.redated(layout)
+            elif check is None:
+                check = _DateFormatCheck(date_format, [], window)
+                sample = pc.utf8_trim_whitespace(batch.columns[4][:1000])
+                sample = sample.filter(pc.not_equal(sample, ""))
+                if len(sample) and _parse_dates(sample, date_format).null_count == len(sample):
+                    raise InputFileError(
+                        f"{facts.path}: InvoiceDate values like '{sample[0]}' do not match --date-format "
+                        f"'{date_format}'"
                     )
                 if date_format in layouts.ONLINE_RETAIL_REDATED.date_formats or width > len(layout.header):
                     layout = layouts.redated(layout)
+            check.add(batch.columns[4])
             good, bad = type_batch(batch, date_format, window)
             read += len(batch.lines)
             rejected.extend(bad)
@@ -575,6 +678,8 @@ def load_file(
         read += len(invalid.rows)
         if read == 0:
             raise InputFileError(f"{facts.path}: the file has a header but no data lines")
+        if check is not None:
+            check.verdict(facts.path)
         if facts.kind != "xlsx" and read + 1 != facts.lines:
             raise InputFileError(
                 f"{facts.path}: read {read + 1:,} lines but the file has {facts.lines:,} (a quoted field "

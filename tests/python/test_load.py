@@ -84,7 +84,7 @@ def test_loading_twice_adds_nothing_and_next_month_appends(target: Target, tmp_p
     second = run_cli("load", str(path), "--target", target.name)
     assert "already loaded" in second.stdout
     assert counts(target) == (6, 1, 0)
-    nxt = write_csv(tmp_path / "jan.csv", ["540001,22138,BAKING SET,2,1/4/2011 10:00,4.95,12680,France"])
+    nxt = write_csv(tmp_path / "jan.csv", ["540001,22138,BAKING SET,2,1/14/2011 10:00,4.95,12680,France"])
     run_cli("load", str(nxt), "--target", target.name)
     assert counts(target) == (7, 2, 0)
 
@@ -340,3 +340,54 @@ def test_plain_file_cut_inside_its_last_field_is_refused(target: Target, tmp_pat
     assert "ends in the middle of line 7 (no line ending after it: truncated?)" in proc.stderr
     assert counts(target) == (6, 1, 0)
     assert query(target, "select count(*) from raw.transactions where country = 'Fra'") == [(0,)]
+
+
+UK_LINES = [  # a day-first export of 1-9 December 2010: every date also reads month first (as January ...)
+    f"5363{day:02d},85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,{day:02d}/12/2010 08:26,2.55,17850,United Kingdom"
+    for day in range(1, 10)
+]
+
+
+def test_dates_that_read_day_first_and_month_first_refuse_the_file(target: Target, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "uk.csv", UK_LINES * 400)
+    proc = run_cli("load", str(path), "--target", target.name, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "every InvoiceDate reads both as %m/%d/%Y %H:%M and as %d/%m/%Y %H:%M" in proc.stderr
+    assert "'01/12/2010 08:26' is 2010-01-12 or 2010-12-01" in proc.stderr
+    assert "--date-format '%d/%m/%Y %H:%M'" in proc.stderr
+    assert counts(target) == (0, 0, 0)
+    proc = run_cli("load", str(path), "--target", target.name, "--date-format", "%d/%m/%Y %H:%M")
+    assert "3,600 loaded, 0 rejected" in proc.stdout
+    assert query(target, "select min(invoice_date), max(invoice_date) from raw.transactions") == [
+        (dt.datetime(2010, 12, 1, 8, 26), dt.datetime(2010, 12, 9, 8, 26))
+    ]
+
+
+def test_a_day_first_date_late_in_the_file_shows_the_wrong_choice(target: Target, tmp_path: Path) -> None:
+    """Every line counts, not only the first ones: a 13th day far down the file shows the day comes first.
+
+    Without the check, that line alone would be rejected and 3,600 lines stored in January.
+    """
+    late = "581587,22138,BAKING SET 9 PIECE RETROSPOT,3,13/12/2010 12:50,4.95,12680,France"
+    path = write_csv(tmp_path / "uk.csv", UK_LINES * 400 + [late])
+    with pytest.raises(InputFileError, match="1 InvoiceDate values do not read as %m/%d/%Y %H:%M, but every one"):
+        load(target, path)
+    assert counts(target) == (0, 0, 0)
+    result = load(target, path, date_format="%d/%m/%Y %H:%M")
+    assert (result.lines_loaded, result.lines_rejected) == (3_601, 0)
+    assert query(target, "select max(invoice_date) from raw.transactions") == [(dt.datetime(2010, 12, 13, 12, 50),)]
+
+
+def test_a_date_format_that_matches_nothing_is_refused(target: Target, tmp_path: Path) -> None:
+    proc = run_cli(
+        "load",
+        str(write_csv(tmp_path / "a.csv", KAGGLE_LINES)),
+        "--target",
+        target.name,
+        "--date-format",
+        "%Y.%m.%d",
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "InvoiceDate values like '12/1/2010 8:26' do not match --date-format '%Y.%m.%d'" in proc.stderr
+    assert counts(target) == (0, 0, 0)
