@@ -66,8 +66,13 @@ def cmd_load(args: argparse.Namespace) -> int:
                 continue
             print(
                 f"{result.file_name}: layout {result.layout}; {result.lines_read:,} lines read, "
-                f"{result.lines_loaded:,} loaded, {result.lines_rejected:,} rejected "
-                f"in {result.seconds:.1f} s (load {result.load_id})"
+                f"{result.lines_loaded:,} loaded, {result.lines_rejected:,} rejected"
+                + (
+                    f", {result.lines_skipped:,} skipped (already loaded from other files)"
+                    if result.lines_skipped
+                    else ""
+                )
+                + f" in {result.seconds:.1f} s (load {result.load_id})"
             )
             if result.lines_rejected:
                 print(

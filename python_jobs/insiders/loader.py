@@ -115,6 +115,7 @@ class LoadResult:
     lines_loaded: int
     lines_rejected: int
     already_loaded: bool = False
+    lines_skipped: int = 0  # lines other files had already delivered (not stored again)
     previous_loaded_at: dt.datetime | None = None
     seconds: float = 0.0
 
@@ -558,6 +559,63 @@ def ensure_raw_tables(wh: Warehouse, schema: str) -> None:
         if exists and statement.startswith("create schema"):
             continue
         wh.execute(statement)
+    for table, column, definition in raw_schema.ADDED_COLUMNS:
+        found = wh.query(
+            "select count(*) from information_schema.columns where table_schema = %s and table_name = %s"
+            " and column_name = %s",
+            [schema, table, column],
+        )[0][0]
+        if not found:
+            wh.execute(f"alter table {schema}.{table} add column {column} {definition}")
+
+
+# The natural key of an invoice line: the same sale delivered in two files has the same values.
+LINE_KEY = "invoice_no, stock_code, quantity, unit_price, invoice_date, coalesce(customer_id, -1)"
+
+
+def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
+    """Delete the lines of this load that earlier loads of other files already hold; return how many.
+
+    Lines are matched on their natural key (invoice, stock code, quantity, price, invoice time, customer).
+    Copies count: a line present twice in this file and once before keeps one copy, so duplicates inside one
+    file stay as the file has them. Runs inside the load's transaction.
+    """
+    fresh = f"select count(*) from {schema}.transactions where load_id = %s"
+    before = wh.query(fresh, [load_id])[0][0]
+    wh.execute(
+        f"""
+        delete from {schema}.transactions
+        where load_id = %s and line_number in (
+            select fresh.line_number
+            from (
+                select
+                    line_number, invoice_no, stock_code, quantity, unit_price, invoice_date,
+                    coalesce(customer_id, -1) as customer_key,
+                    row_number() over (partition by {LINE_KEY} order by line_number) as copy_number
+                from {schema}.transactions
+                where load_id = %s
+            ) as fresh
+            inner join (
+                select
+                    invoice_no, stock_code, quantity, unit_price, invoice_date,
+                    coalesce(customer_id, -1) as customer_key,
+                    count(*) as copies
+                from {schema}.transactions
+                where load_id <> %s
+                    and invoice_no in (select invoice_no from {schema}.transactions where load_id = %s)
+                group by {LINE_KEY}
+            ) as earlier
+                on fresh.invoice_no = earlier.invoice_no
+                and fresh.stock_code = earlier.stock_code
+                and fresh.quantity = earlier.quantity
+                and fresh.unit_price = earlier.unit_price
+                and fresh.invoice_date = earlier.invoice_date
+                and fresh.customer_key = earlier.customer_key
+            where fresh.copy_number <= earlier.copies
+        )""",
+        [load_id, load_id, load_id, load_id],
+    )
+    return before - wh.query(fresh, [load_id])[0][0]
 
 
 def _previous_load(wh: Warehouse, schema: str, sha256: str) -> tuple[str, dt.datetime, str] | None:
@@ -680,6 +738,10 @@ def load_file(
             raise InputFileError(f"{facts.path}: the file has a header but no data lines")
         if check is not None:
             check.verdict(facts.path)
+        # Overlapping deliveries (a month re-sent inside a larger file, a CSV and an .xlsx of the same data):
+        # lines another file delivered are not stored twice.
+        skipped = skip_lines_loaded_before(wh, schema, load_id) if loaded else 0
+        loaded -= skipped
         if facts.kind != "xlsx" and read + 1 != facts.lines:
             raise InputFileError(
                 f"{facts.path}: read {read + 1:,} lines but the file has {facts.lines:,} (a quoted field "
@@ -719,6 +781,7 @@ def load_file(
                         "lines_loaded": loaded,
                         "lines_rejected": len(rejected),
                         "loaded_at": loaded_at,
+                        "lines_skipped": skipped,
                     }
                 ]
             ),
@@ -731,5 +794,6 @@ def load_file(
         lines_read=read,
         lines_loaded=loaded,
         lines_rejected=len(rejected),
+        lines_skipped=skipped,
         seconds=(dt.datetime.now() - started).total_seconds(),
     )

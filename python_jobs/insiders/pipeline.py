@@ -227,7 +227,8 @@ def run(
                             lines += result.lines_loaded
                             log(
                                 f"    {path.name}: {result.lines_loaded:,} lines loaded, "
-                                f"{result.lines_rejected:,} rejected"
+                                f"{result.lines_rejected:,} rejected, {result.lines_skipped:,} skipped (already "
+                                "loaded from other files)"
                             )
             return f"{loaded} file(s) loaded ({lines:,} lines), {skipped} already loaded"
 

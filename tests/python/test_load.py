@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 from pathlib import Path
@@ -391,3 +392,79 @@ def test_a_date_format_that_matches_nothing_is_refused(target: Target, tmp_path:
     assert proc.returncode == 2
     assert "InvoiceDate values like '12/1/2010 8:26' do not match --date-format '%Y.%m.%d'" in proc.stderr
     assert counts(target) == (0, 0, 0)
+
+
+def _lines(first: int, count: int) -> list[str]:
+    """``count`` distinct invoice lines (one invoice each), numbered from ``first``."""
+    return [
+        f"{540000 + n},22138,BAKING SET 9 PIECE RETROSPOT,{1 + n % 7},1/{13 + n % 15}/2011 10:{n % 60:02d},4.95,"
+        f"{12680 + n % 50},France"
+        for n in range(first, first + count)
+    ]
+
+
+def test_a_superset_delivery_stores_only_the_new_lines(target: Target, tmp_path: Path) -> None:
+    first = _lines(0, 1_000)
+    run_cli("load", str(write_csv(tmp_path / "jan-part.csv", first)), "--target", target.name)
+    proc = run_cli(
+        "load", str(write_csv(tmp_path / "jan-full.csv", first + _lines(1_000, 1_000))), "--target", target.name
+    )
+    assert "2,000 lines read, 1,000 loaded, 0 rejected, 1,000 skipped (already loaded from other files)" in proc.stdout
+    assert counts(target) == (2_000, 2, 0)
+    assert query(target, "select count(distinct invoice_no) from raw.transactions") == [(2_000,)]
+    assert query(target, "select file_name, lines_read, lines_loaded, lines_skipped from raw.load_log order by 1") == [
+        ("jan-full.csv", 2_000, 1_000, 1_000),
+        ("jan-part.csv", 1_000, 1_000, 0),
+    ]
+    # The quality model counts them too, and the load log still adds up.
+    run_dbt("build", "--selector", "features", target=target.name)
+    with connect(target) as wh:
+        rows = wh.query(
+            f"select file_name, lines_skipped, stored_lines from {wh.target.schema}.quality_loads order by 1"
+        )
+    assert rows == [("jan-full.csv", 1_000, 1_000), ("jan-part.csv", 0, 1_000)]
+
+
+def test_duplicates_inside_one_file_are_kept_and_counted_per_copy(target: Target, tmp_path: Path) -> None:
+    line = _lines(0, 1)[0]
+    load(target, write_csv(tmp_path / "a.csv", [line, line, *_lines(1, 3)]))
+    assert counts(target) == (5, 1, 0)  # the same line twice in one file: both stored, as the file has them
+    result = load(target, write_csv(tmp_path / "b.csv", [line, line, line, *_lines(4, 2)]))
+    # Two copies were delivered before, the third is new; the two other lines are new too.
+    assert (result.lines_read, result.lines_loaded, result.lines_skipped) == (5, 3, 2)
+    assert query(target, "select count(*) from raw.transactions where invoice_no = '540000'") == [(3,)]
+
+
+def test_a_csv_and_an_excel_copy_of_the_same_data_load_once(target: Target, tmp_path: Path) -> None:
+    import openpyxl
+
+    lines = KAGGLE_LINES[:2] + KAGGLE_LINES[3:]  # every value an Excel copy keeps as it is
+    first = load(target, write_csv(tmp_path / "dec.csv", lines))
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(KAGGLE_HEADER.split(","))
+    for row in csv.reader(lines):
+        sheet.append(row)
+    path = tmp_path / "dec.xlsx"
+    book.save(path)
+    second = load(target, path)
+    assert (first.lines_loaded, second.lines_read, second.lines_loaded, second.lines_skipped) == (5, 5, 0, 5)
+    assert counts(target) == (5, 2, 0)
+
+
+def test_a_load_log_created_before_skipped_lines_were_counted_gains_the_column(target: Target, tmp_path: Path) -> None:
+    from insiders import raw_schema
+
+    with connect(target) as wh, wh.transaction():
+        for statement in raw_schema.ddl("raw"):
+            wh.execute(statement.replace(",\n            lines_skipped bigint not null default 0", ""))
+        wh.execute(
+            "insert into raw.load_log values ('old', 'old.csv', 'x', 'online_retail', 1, 1, 0, timestamp '2011-01-01')"
+        )
+        columns = "select count(*) from information_schema.columns where table_name = 'load_log'"
+        assert wh.query(columns) == [(8,)]  # the table as an older version created it
+    load(target, write_csv(tmp_path / "data.csv", KAGGLE_LINES))
+    assert query(target, "select load_id, lines_skipped from raw.load_log order by loaded_at") == [
+        ("old", 0),
+        (query(target, "select max(load_id) from raw.transactions")[0][0], 0),
+    ]
