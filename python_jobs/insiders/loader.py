@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -127,6 +128,50 @@ def _open_binary(path: Path, kind: str) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if kind == "csv.gz" else open(path, "rb")
 
 
+_NON_ASCII_LINE = re.compile(rb"^[^\n]*[\x80-\xff][^\n]*$", re.MULTILINE)
+
+
+class _LineCensus:
+    """Per-line facts of a CSV byte stream, read block by block: which lines are UTF-8 and which are not.
+
+    Only lines with non-ASCII bytes are looked at one by one (a regular expression finds them), so a large
+    ASCII-only file costs little.
+    """
+
+    def __init__(self) -> None:
+        self.carry = b""
+        self.line = 1  # number of the first line in the carry
+        self.utf8_lines = 0  # lines with non-ASCII bytes that are valid UTF-8
+        self.other_lines = 0  # lines with bytes that are not valid UTF-8
+        self.first_utf8: tuple[int, str] | None = None
+        self.first_other: int | None = None
+
+    def feed(self, block: bytes, final: bool = False) -> None:
+        data = self.carry + block
+        end = len(data) if final else data.rfind(b"\n") + 1
+        part, self.carry = data[:end], data[end:]
+        if not part:
+            return
+        if not part.isascii():
+            for match in _NON_ASCII_LINE.finditer(part):
+                text = match.group(0)
+                try:
+                    decoded = text.decode("utf-8")
+                except UnicodeDecodeError:
+                    self.other_lines += 1
+                    if self.first_other is None:
+                        self.first_other = self.line + part.count(b"\n", 0, match.start())
+                    continue
+                self.utf8_lines += 1
+                if self.first_utf8 is None:
+                    self.first_utf8 = (self.line + part.count(b"\n", 0, match.start()), decoded.strip())
+        self.line += part.count(b"\n")
+
+    @property
+    def mixed(self) -> bool:
+        return self.utf8_lines > 0 and self.other_lines > 0
+
+
 def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
     """Hash, count and check a raw file; raise :class:`InputFileError` naming any problem."""
     path = Path(path)
@@ -147,6 +192,7 @@ def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
         raise InputFileError(f"{path}: the file is empty")
 
     digest = hashlib.sha256()
+    census = _LineCensus()
     utf8 = codecs.getincrementaldecoder("utf-8")()
     utf8_ok = True
     newlines = 0
@@ -167,6 +213,7 @@ def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
                         "latin-1 or UTF-8 CSV"
                     )
                 digest.update(block)
+                census.feed(block)
                 newlines += block.count(b"\n")
                 if utf8_ok:
                     try:
@@ -182,8 +229,19 @@ def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
         except UnicodeDecodeError:
             utf8_ok = False
 
+    census.feed(b"", final=True)
     if encoding == "auto":
         chosen = "utf-8" if utf8_ok else "latin-1"
+        if census.mixed:
+            assert census.first_utf8 is not None
+            line, text = census.first_utf8
+            mojibake = text.encode("utf-8").decode("latin-1")
+            raise InputFileError(
+                f"{path}: the file mixes encodings: {census.utf8_lines:,} lines are UTF-8 (first: line {line}) and "
+                f"{census.other_lines:,} are not (first: line {census.first_other}), so one of the two groups "
+                f"would be stored garbled (line {line} would read '{mojibake[:60]}'). Nothing was loaded; save the "
+                "file in one encoding, or read every line as latin-1 with --encoding latin-1"
+            )
     else:
         try:
             chosen = codecs.lookup(encoding).name

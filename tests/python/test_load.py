@@ -468,3 +468,21 @@ def test_a_load_log_created_before_skipped_lines_were_counted_gains_the_column(t
         ("old", 0),
         (query(target, "select max(load_id) from raw.transactions")[0][0], 0),
     ]
+
+
+def test_a_file_mixing_utf8_and_latin1_lines_is_refused_not_garbled(target: Target, tmp_path: Path) -> None:
+    """Appending a UTF-8 export to a latin-1 one would store 'CafÃ©' silently."""
+    latin = ("\r\n".join([KAGGLE_HEADER, *KAGGLE_LINES]) + "\r\n").encode("latin-1")
+    utf8 = "".join(f"5401{n:02d},22139,CAFÉ SET £{n},1,12/13/2010 9:00,2.5,12680,France\r\n" for n in range(3)).encode(
+        "utf-8"
+    )
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(latin + utf8)
+    proc = run_cli("load", str(path), "--target", target.name, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "mixes encodings: 3 lines are UTF-8 (first: line 8) and 1 are not (first: line 6)" in proc.stderr
+    assert "'540100,22139,CAFÃ\u0089 SET Â£0" in proc.stderr
+    assert counts(target) == (0, 0, 0)
+    # Forcing one encoding is the operator's decision, and loads.
+    proc = run_cli("load", str(path), "--target", target.name, "--encoding", "latin-1")
+    assert "9 loaded, 0 rejected" in proc.stdout
