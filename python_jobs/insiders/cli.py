@@ -39,6 +39,17 @@ class _Progress:
         print(f"  {self.label}: {done:,} lines{share}, {elapsed:.1f} s", file=sys.stderr, flush=True)
 
 
+def _share(text: str) -> float:
+    """A share between 0 and 1, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
+    return value
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     """Load raw invoice files into the warehouse."""
     from insiders.loader import load_file
@@ -299,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-rejected-share",
-        type=float,
+        type=_share,
         default=0.05,
         metavar="SHARE",
         help="refuse a file when more than this share of its lines cannot be read (default 0.05)",

@@ -681,6 +681,25 @@ def _previous_load(wh: Warehouse, schema: str, sha256: str) -> tuple[str, dt.dat
     return rows[0] if rows else None
 
 
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """The database drivers' error classes (a lost connection, a failed statement)."""
+    import duckdb
+
+    errors: list[type[BaseException]] = [duckdb.Error]
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - psycopg2 is a dependency; DuckDB-only installs still work
+        pass
+    else:
+        errors.append(psycopg2.Error)
+    return tuple(errors)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_file(
     wh: Warehouse,
     path: str | Path,
@@ -694,7 +713,34 @@ def load_file(
 
     ``date_format`` (a strptime pattern such as ``%d/%m/%Y %H:%M``) overrides the choice among the layout's
     formats; it is needed when the dates of a file read both day first and month first.
+
+    Every failure is an :class:`InsidersError` naming the file: an unreadable file, a lost connection (whose
+    rollback fails too) and a failed statement included.
     """
+    if not 0 <= max_rejected_share <= 1:
+        raise InputFileError(f"--max-rejected-share must be between 0 and 1, got {max_rejected_share}")
+    try:
+        return _load_file(wh, Path(path), schema, encoding, max_rejected_share, progress, date_format)
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    except _driver_errors() as exc:
+        cause = exc.__context__ if isinstance(exc.__context__, _driver_errors()) else None
+        detail = _first_line(exc) if cause is None else f"{_first_line(cause)}; then {_first_line(exc)}"
+        raise WarehouseError(
+            f"{Path(path).name}: the warehouse failed during the load ({detail}); nothing of the file was "
+            "committed, load it again when the warehouse is back"
+        ) from exc
+
+
+def _load_file(
+    wh: Warehouse,
+    path: Path,
+    schema: str,
+    encoding: str,
+    max_rejected_share: float,
+    progress: ProgressFn | None,
+    date_format: str | None,
+) -> LoadResult:
     started = dt.datetime.now()
     facts = inspect_file(path, encoding)
     header = read_header(facts)

@@ -12,7 +12,7 @@ from conftest import query, run_cli, run_dbt
 
 from insiders.errors import InputFileError
 from insiders.loader import load_file
-from insiders.warehouse import Target, connect
+from insiders.warehouse import Target, connect, load_target
 
 KAGGLE_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 KAGGLE_LINES = [
@@ -486,3 +486,59 @@ def test_a_file_mixing_utf8_and_latin1_lines_is_refused_not_garbled(target: Targ
     # Forcing one encoding is the operator's decision, and loads.
     proc = run_cli("load", str(path), "--target", target.name, "--encoding", "latin-1")
     assert "9 loaded, 0 rejected" in proc.stdout
+
+
+def test_unreadable_file_is_one_error_line(
+    tmp_path: Path, duckdb_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Permissions cannot be taken away from root, so the refusal to open is injected."""
+    from insiders import cli, loader
+
+    path = write_csv(tmp_path / "locked.csv", KAGGLE_LINES)
+    real_open = open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(loader, "open", refusing_open, raising=False)
+    assert cli.main(["load", str(path), "--target", "local"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: {path}: cannot read the file (Permission denied)"]
+
+
+def test_connection_lost_during_the_load_is_one_error_line(
+    pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server ends the session mid-load: the rollback fails too, and the user gets one clear line."""
+    from insiders import cli
+    from insiders.warehouse import Warehouse
+
+    _load_good_then(load_target("postgres"), tmp_path)
+    original = Warehouse.append_arrow
+
+    def dropped(self, table, data, casts=None):
+        if table.endswith("transactions"):
+            with self.conn.cursor() as cur:
+                cur.execute("select pg_terminate_backend(pg_backend_pid())")
+        return original(self, table, data, casts)
+
+    monkeypatch.setattr(Warehouse, "append_arrow", dropped)
+    path = write_csv(tmp_path / "next.csv", [line.replace("536", "576") for line in KAGGLE_LINES])
+    assert cli.main(["load", str(path), "--target", "postgres"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: next.csv: the warehouse failed during the load (")
+    assert "nothing of the file was committed" in err[0]
+    monkeypatch.setattr(Warehouse, "append_arrow", original)
+    assert counts(load_target("postgres")) == (6, 1, 0)
+
+
+@pytest.mark.parametrize("share", ["-1", "1.5", "nan", "lots"])
+def test_a_rejected_share_outside_0_and_1_is_refused(tmp_path: Path, duckdb_file: Path, share: str) -> None:
+    path = write_csv(tmp_path / "a.csv", KAGGLE_LINES)
+    proc = run_cli("load", str(path), "--max-rejected-share", share, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"argument --max-rejected-share: must be a number between 0 and 1, got '{share}'" in proc.stderr
+    with pytest.raises(InputFileError, match="must be between 0 and 1"), connect("local") as wh:
+        load_file(wh, path, max_rejected_share=-1)
