@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import io
@@ -102,6 +103,24 @@ class FileFacts:
     encoding: str
     lines: int  # physical lines (CSV) or rows (Excel), header included
     ends_with_newline: bool = True
+    # Lines that continue a record begun on an earlier line (a quoted field with line breaks, RFC 4180).
+    continuation_lines: tuple[int, ...] = ()
+
+    @property
+    def records(self) -> int:
+        """CSV records, header included (physical lines less the lines that continue a record)."""
+        return self.lines - len(self.continuation_lines)
+
+    @functools.cached_property
+    def _record_starts(self) -> np.ndarray:
+        starts = np.arange(1, self.lines + 1, dtype=np.int64)
+        return starts[~np.isin(starts, np.asarray(self.continuation_lines, dtype=np.int64))]
+
+    def physical_lines(self, records: np.ndarray) -> np.ndarray:
+        """The line where each record (numbered from 1, the header) starts in the file."""
+        if not self.continuation_lines:
+            return records
+        return self._record_starts[np.asarray(records, dtype=np.int64) - 1]
 
 
 @dataclass(frozen=True)
@@ -129,6 +148,30 @@ def _open_binary(path: Path, kind: str) -> io.BufferedIOBase:
 
 
 _NON_ASCII_LINE = re.compile(rb"^[^\n]*[\x80-\xff][^\n]*$", re.MULTILINE)
+# A line with an odd number of double quotes: the only kind that can open or close a quoted field spanning lines.
+_ODD_QUOTES_LINE = re.compile(rb'^(?:[^"\n]*"[^"\n]*")*[^"\n]*"[^"\n]*$', re.MULTILINE)
+
+
+def _ends_inside_quotes(line: bytes, inside: bool) -> bool:
+    """Whether a CSV line ends inside a quoted field, given whether it starts inside one (RFC 4180).
+
+    A quote opens a quoted field only at the start of a field; inside one, a doubled quote is a quote.
+    """
+    at_field_start = not inside
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i : i + 1]
+        if inside:
+            if c == b'"':
+                if line[i + 1 : i + 2] == b'"':
+                    i += 1
+                else:
+                    inside = False
+        elif c == b'"' and at_field_start:
+            inside = True
+        at_field_start = c == b"," and not inside
+        i += 1
+    return inside
 
 
 class _LineCensus:
@@ -138,18 +181,29 @@ class _LineCensus:
     ASCII-only file costs little.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.carry = b""
         self.line = 1  # number of the first line in the carry
         self.utf8_lines = 0  # lines with non-ASCII bytes that are valid UTF-8
         self.other_lines = 0  # lines with bytes that are not valid UTF-8
         self.first_utf8: tuple[int, str] | None = None
         self.first_other: int | None = None
+        self.inside_quotes = False  # the carry starts inside a quoted field
+        self.opened_at = 0  # last line known to be part of the open quoted field
+        self.opened_at_first = 0  # line where the open quoted field started
+        self.continuation_lines: list[int] = []  # lines that continue a record begun on an earlier line
 
     def feed(self, block: bytes, final: bool = False) -> None:
         data = self.carry + block
         end = len(data) if final else data.rfind(b"\n") + 1
         part, self.carry = data[:end], data[end:]
+        if len(self.carry) > BLOCK_BYTES or (len(part) > BLOCK_BYTES and part.find(b"\n") > BLOCK_BYTES):
+            # The CSV reader works in blocks of this size and cannot split a line across two of them.
+            raise InputFileError(
+                f"{self.path}: line {self.line:,} is longer than {BLOCK_BYTES >> 20} MB; an invoice line is a few "
+                "hundred bytes, so this is not an invoice file or it is damaged. Nothing was loaded"
+            )
         if not part:
             return
         if not part.isascii():
@@ -165,7 +219,29 @@ class _LineCensus:
                 self.utf8_lines += 1
                 if self.first_utf8 is None:
                     self.first_utf8 = (self.line + part.count(b"\n", 0, match.start()), decoded.strip())
+        if self.inside_quotes or b'"' in part:
+            self._follow_quotes(part)
         self.line += part.count(b"\n")
+
+    def _follow_quotes(self, part: bytes) -> None:
+        """Record the lines that continue a record: those after a line ending inside a quoted field."""
+        position, line = 0, self.line
+        for match in _ODD_QUOTES_LINE.finditer(part):
+            line += part.count(b"\n", position, match.start())
+            position = match.start()
+            was_inside = self.inside_quotes
+            if was_inside:
+                self.continuation_lines.extend(range(self.opened_at + 1, line + 1))
+            self.inside_quotes = _ends_inside_quotes(match.group(0).rstrip(b"\r"), was_inside)
+            if self.inside_quotes:
+                # Opened here, or still open: the lines after this one continue the record.
+                if not was_inside:
+                    self.opened_at_first = line
+                self.opened_at = line
+        if self.inside_quotes:
+            end_line = line + part.count(b"\n", position)
+            self.continuation_lines.extend(range(self.opened_at + 1, end_line))
+            self.opened_at = max(self.opened_at, end_line - 1)
 
     @property
     def mixed(self) -> bool:
@@ -192,10 +268,11 @@ def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
         raise InputFileError(f"{path}: the file is empty")
 
     digest = hashlib.sha256()
-    census = _LineCensus()
+    census = _LineCensus(path)
     utf8 = codecs.getincrementaldecoder("utf-8")()
     utf8_ok = True
     newlines = 0
+    carriage_returns = 0
     first = True
     last = b""
     try:
@@ -215,6 +292,7 @@ def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
                 digest.update(block)
                 census.feed(block)
                 newlines += block.count(b"\n")
+                carriage_returns += block.count(b"\r")
                 if utf8_ok:
                     try:
                         utf8.decode(block)
@@ -253,6 +331,16 @@ def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
                 "or --encoding auto)"
             )
     lines = newlines + (0 if last in (b"\n", b"") else 1)
+    if newlines == 0 and carriage_returns > 0:
+        raise InputFileError(
+            f"{path}: the lines end with a bare carriage return (CR, classic Mac line endings), not LF or CRLF: "
+            f"{carriage_returns:,} CR and no LF. Save the file with Windows (CRLF) or Unix (LF) line endings"
+        )
+    if census.inside_quotes:
+        raise InputFileError(
+            f"{path}: the quoted field opened on line {census.opened_at_first} is never closed (a missing "
+            "closing quote, or the file is truncated); nothing was loaded"
+        )
     if kind == "csv" and last != b"\n":
         # Every export ends its last line; a plain file without that ending was cut short (a copy interrupted
         # inside the last field still has all its fields: 'United K'). A gzip stream checks itself above.
@@ -260,7 +348,15 @@ def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
             f"{path}: the file ends in the middle of line {lines} (no line ending after it: truncated?); "
             "nothing was loaded"
         )
-    return FileFacts(path, kind, digest.hexdigest(), chosen, lines, ends_with_newline=last == b"\n")
+    return FileFacts(
+        path,
+        kind,
+        digest.hexdigest(),
+        chosen,
+        lines,
+        ends_with_newline=last == b"\n",
+        continuation_lines=tuple(census.continuation_lines),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -306,8 +402,13 @@ def _csv_batches(facts: FileFacts, width: int, invalid: _Invalid) -> Iterator[Ba
     read_options = pacsv.ReadOptions(
         encoding=facts.encoding, use_threads=False, block_size=BLOCK_BYTES, skip_rows=1, column_names=names
     )
-    # Empty lines are kept (and rejected as such) so that line numbers stay exact.
-    parse_options = pacsv.ParseOptions(invalid_row_handler=invalid.handler, ignore_empty_lines=False)
+    # Empty lines are kept (and rejected as such) so that line numbers stay exact. Quoted fields with line
+    # breaks need the slower reader mode that does not split blocks at any line break.
+    parse_options = pacsv.ParseOptions(
+        invalid_row_handler=invalid.handler,
+        ignore_empty_lines=False,
+        newlines_in_values=bool(facts.continuation_lines),
+    )
     convert_options = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
     )
@@ -323,12 +424,21 @@ def _csv_batches(facts: FileFacts, width: int, invalid: _Invalid) -> Iterator[Ba
                     continue
                 # Rows come in file order; skip the numbers of lines the reader set aside. The reader has
                 # always reported every malformed line up to the end of the batch it returns.
+                # Numbers are the reader's record numbers; they are the line numbers unless a quoted field
+                # spans lines, and are turned into the line where each record starts.
                 known = np.asarray(invalid.numbers, dtype=np.int64)
                 candidates = np.arange(next_line, next_line + n + int((known >= next_line).sum()))
                 lines = candidates[~np.isin(candidates, known)][:n]
                 next_line = int(lines[-1]) + 1
-                yield Batch([record_batch.column(i) for i in range(width)], lines)
+                yield Batch([record_batch.column(i) for i in range(width)], facts.physical_lines(lines))
         except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc):  # one record larger than a whole reader block
+                line = int(facts.physical_lines(np.asarray([min(next_line, facts.records)]))[0])
+                raise InputFileError(
+                    f"{facts.path}: a line longer than {BLOCK_BYTES >> 20} MB starts at or after line {line:,}; an "
+                    "invoice line is a few hundred bytes, so this is not an invoice file or it is damaged. "
+                    "Nothing was loaded"
+                ) from exc
             raise InputFileError(f"{facts.path}: cannot parse the file as CSV: {exc}") from exc
 
 
@@ -831,8 +941,9 @@ def _load_file(
                 progress(read + len(invalid.rows), max(total, read))
 
         # Lines the reader could not split: wrong number of fields, or the last line cut short.
-        for number, found, text in invalid.rows:
-            if number == facts.lines and not facts.ends_with_newline:
+        for record, found, text in invalid.rows:
+            number = int(facts.physical_lines(np.asarray([record]))[0])
+            if record == facts.records and not facts.ends_with_newline:
                 raise InputFileError(
                     f"{facts.path}: the file ends in the middle of line {number} (truncated?); nothing was loaded"
                 )
@@ -846,7 +957,7 @@ def _load_file(
         # lines another file delivered are not stored twice.
         skipped = skip_lines_loaded_before(wh, schema, load_id) if loaded else 0
         loaded -= skipped
-        if facts.kind != "xlsx" and read + 1 != facts.lines:
+        if facts.kind != "xlsx" and read + 1 != facts.records:
             raise InputFileError(
                 f"{facts.path}: read {read + 1:,} lines but the file has {facts.lines:,} (a quoted field "
                 "spanning lines?); nothing was loaded"

@@ -261,7 +261,7 @@ def test_missing_file_and_unreachable_warehouse_are_clear_errors(tmp_path: Path,
 
 def test_large_file_is_read_in_batches_with_exact_line_numbers(target: Target, tmp_path: Path) -> None:
     """Bad lines spread over many reader blocks still get their exact line numbers."""
-    good = "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850,United Kingdom"
+    good = "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/13/2010 8:26,2.55,17850,United Kingdom"
     lines = [good] * 250_000
     for n in (10, 99_999, 180_001, 249_999):
         lines[n - 2] = "536365,85123A,BROKEN"  # line n of the file (header is line 1)
@@ -542,3 +542,52 @@ def test_a_rejected_share_outside_0_and_1_is_refused(tmp_path: Path, duckdb_file
     assert f"argument --max-rejected-share: must be a number between 0 and 1, got '{share}'" in proc.stderr
     with pytest.raises(InputFileError, match="must be between 0 and 1"), connect("local") as wh:
         load_file(wh, path, max_rejected_share=-1)
+
+
+def test_cr_only_line_endings_get_their_own_message(target: Target, tmp_path: Path) -> None:
+    path = tmp_path / "mac.csv"
+    path.write_bytes(("\r".join([KAGGLE_HEADER, *KAGGLE_LINES]) + "\r").encode("latin-1"))
+    proc = run_cli("load", str(path), "--target", target.name, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "the lines end with a bare carriage return (CR, classic Mac line endings)" in proc.stderr
+    assert "quoted field" not in proc.stderr and "truncated" not in proc.stderr
+    assert counts(target) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("megabytes", [9, 20])
+def test_a_field_over_8_mb_gets_a_clear_message(target: Target, tmp_path: Path, megabytes: int) -> None:
+    huge = "536999,22139," + "X" * (megabytes << 20) + ",1,12/13/2010 9:00,2.5,12680,France"
+    path = write_csv(tmp_path / "huge.csv", [*KAGGLE_LINES[:3], huge, *KAGGLE_LINES[3:] * 1000])
+    proc = run_cli("load", str(path), "--target", target.name, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "huge.csv: line 5 is longer than 8 MB; an invoice line is a few hundred bytes" in proc.stderr
+    assert "straddl" not in proc.stderr and "block size" not in proc.stderr
+    assert counts(target) == (0, 0, 0)
+
+
+def test_a_quoted_field_with_line_breaks_loads_with_exact_line_numbers(target: Target, tmp_path: Path) -> None:
+    """RFC 4180 allows line breaks inside a quoted field; later lines keep their physical line numbers."""
+    lines = [
+        KAGGLE_LINES[0],
+        '536365,71053,"METAL LANTERN,\r\nWHITE ""LARGE""\r\nEDITION",6,12/1/2010 8:26,3.39,17850,United Kingdom',
+        "536365,84406B,BROKEN",
+        *KAGGLE_LINES[2:],
+    ]
+    result = load(target, write_csv(tmp_path / "multiline.csv", lines), max_rejected_share=0.5)
+    assert (result.lines_read, result.lines_loaded, result.lines_rejected) == (7, 6, 1)
+    rows = query(target, "select line_number, description from raw.transactions order by line_number")
+    assert [r[0] for r in rows] == [2, 3, 7, 8, 9, 10]  # the quoted field takes lines 3 to 5
+    assert rows[1][1] == 'METAL LANTERN,\r\nWHITE "LARGE"\r\nEDITION'
+    assert query(target, "select line_number, reason from raw.rejected_lines") == [(6, "expected 8 fields, found 3")]
+
+
+def test_a_quoted_field_never_closed_is_refused(target: Target, tmp_path: Path) -> None:
+    lines = [
+        *KAGGLE_LINES[:2],
+        '536366,22633,"HAND WARMER,6,12/1/2010 8:28,1.85,17850,United Kingdom',
+        *KAGGLE_LINES[2:],
+    ]
+    proc = run_cli("load", str(write_csv(tmp_path / "open.csv", lines)), "--target", target.name, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "the quoted field opened on line 4 is never closed" in proc.stderr
+    assert counts(target) == (0, 0, 0)
