@@ -47,9 +47,12 @@ DEFAULT_MAX_REJECTED_SHARE = 0.05
 # Plausible invoice dates: lines outside [earliest, latest] are quarantined in rejected_lines. The earliest day
 # (YYYY-MM-DD) and the latest moment (ISO date or time) come from these variables; the latest is never later
 # than the load time (a line cannot be invoiced after it was delivered), so that variable can only tighten it.
+# Invoice times are the shop's local time and the load time is UTC: the load time is taken in the latest time
+# zone (UTC+14), so this morning's sales east of Greenwich are not quarantined.
 EARLIEST_DATE_ENV = "INSIDERS_EARLIEST_INVOICE_DATE"
 LATEST_DATE_ENV = "INSIDERS_LATEST_INVOICE_DATE"
 DEFAULT_EARLIEST_DATE = dt.datetime(2000, 1, 1)
+LOCAL_TIME_AHEAD_OF_UTC = dt.timedelta(hours=14)
 # Serialises concurrent loads on PostgreSQL (pg_advisory_xact_lock key).
 LOAD_LOCK_KEY = 0x1A5D_E250
 
@@ -81,9 +84,10 @@ def _window_bound(name: str, default: dt.datetime, day_only: bool) -> dt.datetim
 
 def date_window(load_time: dt.datetime) -> DateWindow:
     """The configured window of plausible invoice dates for a load at ``load_time`` (naive UTC)."""
+    latest = load_time + LOCAL_TIME_AHEAD_OF_UTC
     window = DateWindow(
         _window_bound(EARLIEST_DATE_ENV, DEFAULT_EARLIEST_DATE, day_only=True),
-        min(_window_bound(LATEST_DATE_ENV, load_time, day_only=False), load_time),
+        min(_window_bound(LATEST_DATE_ENV, latest, day_only=False), latest),
     )
     if window.earliest >= window.latest:
         raise InputFileError(

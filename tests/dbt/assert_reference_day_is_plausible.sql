@@ -1,9 +1,10 @@
 {#-
     Fails the build when the reference day D_ref of customer_features, or any stored line, is dated outside
-    the plausible window: before INSIDERS_EARLIEST_INVOICE_DATE (default 2000-01-01), after today for D_ref,
-    or after its own load time for a line. One line dated 2101 would otherwise become D_ref and shift the
-    recency of every customer. The loader quarantines such lines; this catches rows that reached the raw
-    tables another way.
+    the plausible window: before INSIDERS_EARLIEST_INVOICE_DATE (default 2000-01-01), after tomorrow for D_ref,
+    or more than 14 hours after its own (UTC) load time for a line (invoice times are the shop's local time;
+    UTC+14 is the latest time zone). One line dated 2101 would otherwise become D_ref and shift the recency of
+    every customer. The loader quarantines such lines; this catches rows that reached the raw tables another
+    way.
 -#}
 with
 
@@ -35,7 +36,7 @@ implausible_reference_days as (
     cross join bounds
     where
         features.as_of_date < bounds.earliest_day
-        or features.as_of_date > current_date
+        or features.as_of_date > current_date + 1
 
 ),
 
@@ -49,7 +50,7 @@ implausible_lines as (
     cross join bounds
     where
         transactions.invoiced_at < bounds.earliest_day
-        or transactions.invoiced_at > transactions.loaded_at
+        or transactions.invoiced_at > transactions.loaded_at + interval '14 hours'
 
 ),
 

@@ -591,3 +591,17 @@ def test_a_quoted_field_never_closed_is_refused(target: Target, tmp_path: Path) 
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "the quoted field opened on line 4 is never closed" in proc.stderr
     assert counts(target) == (0, 0, 0)
+
+
+def test_todays_sales_east_of_greenwich_are_not_quarantined(target: Target, tmp_path: Path) -> None:
+    """Invoice times are the shop's local time: two hours after the UTC load time is today somewhere east."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    soon, later = now + dt.timedelta(hours=2), now + dt.timedelta(days=2)
+    lines = [
+        f"600001,22138,BAKING SET,3,{soon:%Y-%m-%d %H:%M:%S},4.95,12680,France",
+        f"600002,22138,BAKING SET,3,{soon:%Y-%m-%d %H:%M:%S},4.95,12681,France",
+        f"600003,22138,BAKING SET,3,{later:%Y-%m-%d %H:%M:%S},4.95,12682,France",
+    ]
+    result = load(target, write_csv(tmp_path / "today.csv", lines), max_rejected_share=0.5)
+    assert (result.lines_loaded, result.lines_rejected) == (2, 1)
+    assert "is outside the plausible window" in query(target, "select reason from raw.rejected_lines")[0][0]
