@@ -3,13 +3,15 @@
 The load runs in three phases:
 
 1. **Inspect** the file without touching the warehouse: sha256 of its content (decompressed for ``.gz``, so
-   the same content loads once whatever its compression), line count for progress, encoding check, and a
-   complete read of a gzip stream so that a truncated download fails here.
+   the same content loads once whatever its compression), line count for progress, encoding check (mixed
+   encodings included), line endings, quoted fields spanning lines, and a complete read of a gzip stream so
+   that a truncated download fails here; a plain file must end with a line ending.
 2. **Parse** it in chunks: every line is typed into the canonical columns or set aside with its line number
    and the reason it could not be read.
-3. **Write** everything in one transaction: raw lines, rejected lines and one load-log row. PostgreSQL
-   receives the lines through ``COPY``; DuckDB scans each chunk natively. A failure anywhere rolls back,
-   so the warehouse is exactly as it was.
+3. **Write** everything in one transaction: raw lines, rejected lines and one load-log row; lines that other
+   files delivered before are then taken out again (counted as skipped), and a file whose dates read both day
+   first and month first is refused before the commit. PostgreSQL receives the lines through ``COPY``;
+   DuckDB scans each chunk natively. A failure anywhere rolls back, so the warehouse is exactly as it was.
 """
 
 from __future__ import annotations
@@ -179,10 +181,12 @@ def _ends_inside_quotes(line: bytes, inside: bool) -> bool:
 
 
 class _LineCensus:
-    """Per-line facts of a CSV byte stream, read block by block: which lines are UTF-8 and which are not.
+    """Per-line facts of a CSV byte stream, read block by block.
 
-    Only lines with non-ASCII bytes are looked at one by one (a regular expression finds them), so a large
-    ASCII-only file costs little.
+    Which lines are UTF-8 and which are not (a file mixing both would be stored garbled), which lines continue
+    a record because a quoted field spans lines (so that line numbers stay physical), and whether a line is too
+    long for the CSV reader. Only lines with non-ASCII bytes or an odd number of quotes are looked at one by
+    one (regular expressions find them), so a large plain file costs little.
     """
 
     def __init__(self, path: Path) -> None:
