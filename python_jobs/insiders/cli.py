@@ -39,6 +39,17 @@ class _Progress:
         print(f"  {self.label}: {done:,} lines{share}, {elapsed:.1f} s", file=sys.stderr, flush=True)
 
 
+def _share(text: str) -> float:
+    """A share between 0 and 1, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
+    return value
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     """Load raw invoice files into the warehouse."""
     from insiders.loader import load_file
@@ -55,6 +66,7 @@ def cmd_load(args: argparse.Namespace) -> int:
                 encoding=args.encoding,
                 max_rejected_share=args.max_rejected_share,
                 progress=None if args.quiet else _Progress(Path(path).name),
+                date_format=args.date_format,
             )
             if result.already_loaded:
                 print(
@@ -65,8 +77,13 @@ def cmd_load(args: argparse.Namespace) -> int:
                 continue
             print(
                 f"{result.file_name}: layout {result.layout}; {result.lines_read:,} lines read, "
-                f"{result.lines_loaded:,} loaded, {result.lines_rejected:,} rejected "
-                f"in {result.seconds:.1f} s (load {result.load_id})"
+                f"{result.lines_loaded:,} loaded, {result.lines_rejected:,} rejected"
+                + (
+                    f", {result.lines_skipped:,} skipped (already loaded from other files)"
+                    if result.lines_skipped
+                    else ""
+                )
+                + f" in {result.seconds:.1f} s (load {result.load_id})"
             )
             if result.lines_rejected:
                 print(
@@ -252,6 +269,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.source,
             train_if_unpinned=args.train_if_unpinned,
             dbt_vars=args.vars,
+            date_format=args.date_format,
             log=lambda line: print(line, flush=True),
             report=report,
         )
@@ -301,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     target_help = "profiles.yml target: local (DuckDB, default) or postgres"
+    date_format_help = (
+        "strptime format of InvoiceDate, e.g. '%%d/%%m/%%Y %%H:%%M' for day first (default: chosen from the "
+        "file; a file whose dates read both day first and month first is refused until this names one)"
+    )
 
     p = sub.add_parser("load", help="load raw invoice files (CSV, CSV.gz, Excel) into the raw tables")
     p.add_argument("files", nargs="+", metavar="FILE", help="raw file(s) in a supported layout")
@@ -313,11 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-rejected-share",
-        type=float,
+        type=_share,
         default=0.05,
         metavar="SHARE",
         help="refuse a file when more than this share of its lines cannot be read (default 0.05)",
     )
+    p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_load)
 
@@ -377,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train and pin a model when none is pinned (quick start; production pins deliberately)",
     )
     p.add_argument("--vars", help="dbt --vars for both dbt steps, e.g. '{as_of_date: 2011-06-30}' (back-fill)")
+    p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("answers", help="print the answers to the business questions (latest run)")

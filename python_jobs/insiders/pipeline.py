@@ -188,6 +188,7 @@ def run(
     source: str | None,
     train_if_unpinned: bool = False,
     dbt_vars: str | None = None,
+    date_format: str | None = None,
     log: Callable[[str], None] = print,
     report: RunReport | None = None,
 ) -> RunReport:
@@ -215,7 +216,9 @@ def run(
                     return f"no raw files in {source}"
                 with connect(target) as wh:
                     for path in files:
-                        result = load_file(wh, path, schema=os.environ.get("INSIDERS_RAW_SCHEMA", "raw"))
+                        result = load_file(
+                            wh, path, schema=os.environ.get("INSIDERS_RAW_SCHEMA", "raw"), date_format=date_format
+                        )
                         if result.already_loaded:
                             skipped += 1
                             log(f"    {path.name}: already loaded")
@@ -224,7 +227,8 @@ def run(
                             lines += result.lines_loaded
                             log(
                                 f"    {path.name}: {result.lines_loaded:,} lines loaded, "
-                                f"{result.lines_rejected:,} rejected"
+                                f"{result.lines_rejected:,} rejected, {result.lines_skipped:,} skipped (already "
+                                "loaded from other files)"
                             )
             return f"{loaded} file(s) loaded ({lines:,} lines), {skipped} already loaded"
 
