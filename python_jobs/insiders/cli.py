@@ -203,7 +203,6 @@ def cmd_score(args: argparse.Namespace) -> int:
             wh,
             loaded,
             wh.target.schema,
-            allow_extra_columns=args.allow_extra_columns,
             progress=None if args.quiet else _Progress("scored"),
         )
         print(
@@ -335,11 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="apply the pinned model and publish customer_segments")
     p.add_argument("--target", help=target_help)
     p.add_argument("--artifacts", help=artifacts_help)
-    p.add_argument(
-        "--allow-extra-columns",
-        action="store_true",
-        help="score even if customer_features gained columns since the model was trained",
-    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_score)
 
