@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from insiders.errors import InsidersError
-from insiders.report import everyone_means, marts_schema
+from insiders.report import added_features, everyone_means, fmt_auto, insider_profile, marts_schema
 from insiders.warehouse import Warehouse
 
 SHOWN_IDS = 20
@@ -20,6 +20,12 @@ def business_answers(wh: Warehouse) -> str:
     ids = [
         int(r[0]) for r in wh.query(f"select customer_id from {schema}.insiders order by customer_id limit {SHOWN_IDS}")
     ]
+    profiles = wh.query_df(f"select * from {schema}.segment_profiles order by segment_rank")
+    insider_row = insider_profile(profiles)
+    added = "; ".join(
+        f"{feature} {fmt_auto(insider_row.get(f'mean_{feature}'))} vs {fmt_auto(everyone.get(f'mean_{feature}'))}"
+        for feature in added_features(profiles.columns)
+    )
     n = int(s["insiders"])
     more = f" … and {n - len(ids):,} more" if n > len(ids) else ""
     lines = [
@@ -35,6 +41,7 @@ def business_answers(wh: Warehouse) -> str:
         f"   products {float(s['mean_qty_products']):,.0f} vs {float(everyone['mean_qty_products']):,.0f} lines; "
         f"returns {float(s['mean_qty_returns']):,.1f} vs {float(everyone['mean_qty_returns']):,.1f} units; "
         f"basket {float(s['mean_avg_basket_size']):,.1f} vs {float(everyone['mean_avg_basket_size']):,.1f} units.",
+        *([f"   other features: {added}."] if added else []),
         f"4. Revenue share: {float(s['insiders_revenue_share']):.1%} of revenue "
         f"({float(s['insiders_revenue']):,.2f} of {float(s['revenue']):,.2f}).",
         f"5. Since the previous run: {int(s['entered_since_previous_run']):,} entered, "

@@ -163,25 +163,68 @@ class _Data:
     first_insiders: list[int]
 
 
+def fmt_auto(value: Any) -> str:
+    """A number of unknown scale (a feature the report has no format for): about three significant digits."""
+    if _missing(value):
+        return "–"
+    v = float(value)
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3f}"
+
+
+#: Features the report presents under a name of its own; any other ``mean_<feature>`` column of segment_profiles
+#: is a feature added to customer_features later, shown under its column name (see :func:`added_features`).
+PRESENTED_FEATURES = frozenset(
+    {
+        "gross_revenue",
+        "recency_days",
+        "qty_invoices",
+        "qty_items",
+        "qty_products",
+        "avg_ticket",
+        "avg_recency_days",
+        "frequency",
+        "qty_returns",
+        "avg_basket_size",
+        "avg_unique_basket_size",
+    }
+)
+
+
+def added_features(profile_columns: Iterable[str]) -> list[str]:
+    """Features with a ``mean_<feature>`` column in segment_profiles that the report has no name for, in order."""
+    return [
+        c[len("mean_") :]
+        for c in profile_columns
+        if c.startswith("mean_") and c[len("mean_") :] not in PRESENTED_FEATURES
+    ]
+
+
 def everyone_means(wh: Warehouse, schema: str) -> dict[str, Any]:
-    """Count and mean features of all segmented customers (the yardstick the Insiders are compared with)."""
+    """Count and mean features of all segmented customers (the yardstick the Insiders are compared with).
+
+    One ``mean_<feature>`` per ``mean_`` column of segment_profiles whose feature is a column of dim_customers, so a
+    feature added to customer_features is compared too.
+    """
+    customer_columns = wh.columns(schema, "dim_customers")
+    features = [
+        c[len("mean_") :]
+        for c in wh.columns(schema, "segment_profiles")
+        if c.startswith("mean_") and c[len("mean_") :] in customer_columns
+    ]
+    means = "".join(f", avg(cast({f} as double precision)) as mean_{f}" for f in features)
     return (
-        _frame(
-            wh,
-            "select count(*) as customers,"
-            " avg(cast(gross_revenue as double precision)) as mean_gross_revenue,"
-            " avg(cast(recency_days as double precision)) as mean_recency_days,"
-            " avg(frequency) as mean_frequency,"
-            " avg(cast(qty_invoices as double precision)) as mean_qty_invoices,"
-            " avg(cast(qty_products as double precision)) as mean_qty_products,"
-            " avg(cast(qty_returns as double precision)) as mean_qty_returns,"
-            " avg(avg_basket_size) as mean_avg_basket_size,"
-            " avg(avg_ticket) as mean_avg_ticket"
-            f" from {schema}.dim_customers where segment_rank is not null",
-        )
+        _frame(wh, f"select count(*) as customers{means} from {schema}.dim_customers where segment_rank is not null")
         .iloc[0]
         .to_dict()
     )
+
+
+def insider_profile(profiles: pd.DataFrame) -> dict[str, Any]:
+    """The segment_profiles row of the Insiders segment ({} when there is none)."""
+    rows = profiles[profiles["is_insider"].astype(bool)] if "is_insider" in profiles else profiles.iloc[0:0]
+    return rows.iloc[0].to_dict() if len(rows) else {}
 
 
 def _read(wh: Warehouse, schema: str) -> _Data:
@@ -715,6 +758,11 @@ def _answers(data: _Data) -> str:
         [_e(label), _e(fmt(s.get(col))), _e(fmt(every.get(col))), _e(_ratio(s.get(col), every.get(col)))]
         for label, col, fmt in _TRAITS
     ]
+    insider_row = insider_profile(data.profiles)
+    for feature in added_features(data.profiles.columns):
+        col = f"mean_{feature}"
+        mine, all_ = insider_row.get(col), every.get(col)
+        trait_rows.append([_e(feature), _e(fmt_auto(mine)), _e(fmt_auto(all_)), _e(_ratio(mine, all_))])
     trait_table = _table(
         "Insiders compared with all segmented customers (means per customer)",
         [("Characteristic", False), ("Insiders", True), ("Everyone", True), ("Insiders ÷ everyone", True)],
@@ -802,12 +850,14 @@ def _segments_section(data: _Data) -> str:
         ("Lines bought", True),
         ("Units returned", True),
         ("Units per invoice", True),
-        ("Revenue", True),
-        ("Share of revenue", True),
     ]
+    added = added_features(p.columns)
+    head += [(feature, True) for feature in added]
+    head += [("Revenue", True), ("Share of revenue", True)]
     rows, classes = [], []
     for row in p.itertuples(index=False):
         rank = int(row.segment_rank)
+        values = row._asdict()
         rows.append(
             [
                 _swatch(segment_colour(rank)) + f"<strong>{_e(row.segment_name)}</strong>",
@@ -820,6 +870,7 @@ def _segments_section(data: _Data) -> str:
                 _e(fmt_num(row.mean_qty_products, 1)),
                 _e(fmt_num(row.mean_qty_returns, 1)),
                 _e(fmt_num(row.mean_avg_basket_size, 1)),
+                *(_e(fmt_auto(values.get(f"mean_{feature}"))) for feature in added),
                 _e(fmt_money(row.revenue)),
                 _e(fmt_pct(row.revenue_share)),
             ]
@@ -1142,10 +1193,14 @@ __all__ = [
     "DEFAULT_TITLE",
     "PALETTE",
     "ReportResult",
+    "added_features",
+    "everyone_means",
+    "fmt_auto",
     "fmt_int",
     "fmt_money",
     "fmt_num",
     "fmt_pct",
+    "insider_profile",
     "marts_schema",
     "segment_colour",
     "write_report",

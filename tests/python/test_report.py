@@ -282,6 +282,38 @@ def test_report_on_postgres(built: Built, pg_database: str, tmp_path: Path) -> N
     assert _figures(facts)[:7] == _figures(duck)[:7]
 
 
+def test_report_and_answers_show_a_feature_they_do_not_know(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feature added to customer_features reaches the marts as a column the report has no name for: the report
+    and the answers show it under its column name (Insiders against everyone), and do not break."""
+    from insiders.answers import business_answers
+
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(built.folder / "warehouse.duckdb", copy)
+    monkeypatch.setenv("INSIDERS_DUCKDB_PATH", str(copy))
+    with connect("local") as wh:
+        for sql in (
+            "alter table main_marts.dim_customers add column loyalty_points double precision",
+            "update main_marts.dim_customers set loyalty_points = case when is_insider then 40 else 4 end",
+            "alter table main_marts.segment_profiles add column mean_loyalty_points double precision",
+            "update main_marts.segment_profiles set mean_loyalty_points = case when is_insider then 40 else 4 end",
+        ):
+            wh.execute(sql)
+        customers, insiders = wh.query(
+            "select count(*), sum(case when is_insider then 1 else 0 end) "
+            "from main_marts.dim_customers where segment_rank is not null"
+        )[0]
+        write_report(wh, tmp_path / "added.html")
+        answers = business_answers(wh)
+    everyone = (40 * insiders + 4 * (customers - insiders)) / customers
+    page = html.unescape((tmp_path / "added.html").read_text(encoding="utf-8"))
+    assert '<th scope="col" class="num">loyalty_points</th>' in page
+    words = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert f"loyalty_points 40.00 {everyone:.2f}" in words, "the trait table compares the Insiders with everyone"
+    assert f"other features: loyalty_points 40.00 vs {everyone:.2f}." in answers
+
+
 def test_report_escapes_text(built: Built, tmp_path: Path) -> None:
     out = tmp_path / "escaped.html"
     with connect("local") as wh:
