@@ -21,6 +21,8 @@ from insiders.warehouse import connect
 pytestmark = pytest.mark.slow
 
 NEW_FEATURE = "items_per_line"
+# Local state of a checkout that the copy must not share (warehouse files, dbt output, models, the venv).
+NOT_COPIED = (".git", ".venv", "target", "logs", "data", "artifacts", "__pycache__", "*.duckdb", "*.duckdb.*")
 NEW_FEATURE_SQL = "{{ safe_ratio('final.qty_items', 'final.qty_products') }} as " + NEW_FEATURE
 
 
@@ -52,7 +54,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(
         PROJECT,
         copy,
-        ignore=shutil.ignore_patterns(".git", ".venv", "target", "logs", "data", "artifacts", "__pycache__", "*.db*"),
+        ignore=shutil.ignore_patterns(*NOT_COPIED),
     )
     monkeypatch.setenv("INSIDERS_PROJECT_DIR", str(copy))
     monkeypatch.setenv("DBT_PROFILES_DIR", str(copy))
