@@ -55,6 +55,23 @@ customers_without_features as (
 
 ),
 
+-- Distinct purchase days of each customer up to their reference day (the days customer_features counts from).
+purchase_days as (
+
+    select
+        sales.customer_id,
+        count(distinct sales.invoice_day) as purchase_days
+
+    from sales
+    inner join customer_features
+        on sales.customer_id = customer_features.customer_id
+    where
+        not sales.is_return
+        and sales.invoice_day <= customer_features.as_of_date
+    group by sales.customer_id
+
+),
+
 customers as (
 
     select
@@ -86,6 +103,19 @@ final as (
         {%- for column in feature_columns(exclude=selected_by_hand) %}
         cast(customer_features.{{ column.name }} as {{ column.data_type }}) as {{ column.name }},
         {%- endfor %}
+        -- Purchase rhythm in words a marketer reads correctly (the study's `frequency`, invoices per day of the
+        -- active span, makes a one-day buyer the most frequent customer): invoices per month as a customer
+        -- (first purchase to the reference day, counted as at least one month), and mean days between two
+        -- purchase days (null with a single purchase day).
+        {{ safe_ratio(
+            'customer_features.qty_invoices',
+            'greatest(1.0, (' ~ days_between('customer_features.first_purchase_day', 'customer_features.as_of_date')
+            ~ ' + 1) / 30.4375)'
+        ) }} as invoices_per_month,
+        {{ safe_ratio(
+            days_between('customer_features.first_purchase_day', 'customer_features.last_purchase_day'),
+            'nullif(purchase_days.purchase_days, 1) - 1'
+        ) }} as days_between_purchases,
         cast(customer_segments.segment_rank as integer) as segment_rank,
         cast(customer_segments.segment_name as varchar) as segment_name,
         -- A customer without a segment is not eligible: false, not unknown, for filters in reports.
@@ -96,6 +126,8 @@ final as (
     from customers
     left join customer_features
         on customers.customer_id = customer_features.customer_id
+    left join purchase_days
+        on customers.customer_id = purchase_days.customer_id
     left join customer_segments
         on customers.customer_id = customer_segments.customer_id
 

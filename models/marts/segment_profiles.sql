@@ -39,6 +39,8 @@ segments as (
         {%- for column in feature_columns(exclude=['customer_id'], numeric_only=true) %}
         avg(cast({{ column.name }} as double precision)) as mean_{{ column.name }},
         {%- endfor %}
+        avg(invoices_per_month) as mean_invoices_per_month,
+        avg(days_between_purchases) as mean_days_between_purchases,
         sum(gross_revenue) as revenue,
         min(model_version) as model_version,
         min(scored_at) as scored_at
@@ -59,6 +61,8 @@ final as (
         {%- for column in feature_columns(exclude=['customer_id'], numeric_only=true) %}
         cast(segments.mean_{{ column.name }} as double precision) as mean_{{ column.name }},
         {%- endfor %}
+        cast(segments.mean_invoices_per_month as double precision) as mean_invoices_per_month,
+        cast(segments.mean_days_between_purchases as double precision) as mean_days_between_purchases,
         cast(segments.revenue as numeric(18, 4)) as revenue,
         {{ safe_ratio('segments.revenue', 'totals.revenue') }} as revenue_share,
         cast(segments.model_version as varchar) as model_version,

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from insiders.errors import InsidersError
-from insiders.report import added_features, everyone_means, fmt_auto, insider_profile, marts_schema
+from insiders.report import (
+    DISTINCT_MARGIN,
+    added_features,
+    characterise,
+    everyone_means,
+    fmt_auto,
+    insider_profile,
+    marts_schema,
+)
 from insiders.warehouse import Warehouse
 
 SHOWN_IDS = 20
@@ -26,6 +34,13 @@ def business_answers(wh: Warehouse) -> str:
         f"{feature} {fmt_auto(insider_row.get(f'mean_{feature}'))} vs {fmt_auto(everyone.get(f'mean_{feature}'))}"
         for feature in added_features(profiles.columns)
     )
+    shown, not_shown = characterise(s.to_dict(), everyone)
+    margin = f"{DISTINCT_MARGIN:.0%}"
+    traits = [f"   they {phrase}{';' if i < len(shown) - 1 else '.'}" for i, phrase in enumerate(shown)] or [
+        f"   nothing: every mean is within {margin} of everyone's."
+    ]
+    if shown and not_shown:
+        traits.append(f"   not distinctive (within {margin} of everyone's): {', '.join(not_shown)}.")
     n = int(s["insiders"])
     more = f" … and {n - len(ids):,} more" if n > len(ids) else ""
     lines = [
@@ -35,12 +50,7 @@ def business_answers(wh: Warehouse) -> str:
         f"   The full list is the `{schema}.insiders` table.",
         f"2. How many? {n:,} of {int(s['customers']):,} customers ({float(s['insiders_share']):.1%}).",
         "3. What characterises them (Insiders vs all customers, means)?",
-        f"   spend {float(s['mean_gross_revenue']):,.2f} vs {float(everyone['mean_gross_revenue']):,.2f}; "
-        f"recency {float(s['mean_recency_days']):.0f} vs {float(everyone['mean_recency_days']):.0f} days; "
-        f"frequency {float(s['mean_frequency']):.3f} vs {float(everyone['mean_frequency']):.3f} invoices/day;",
-        f"   products {float(s['mean_qty_products']):,.0f} vs {float(everyone['mean_qty_products']):,.0f} lines; "
-        f"returns {float(s['mean_qty_returns']):,.1f} vs {float(everyone['mean_qty_returns']):,.1f} units; "
-        f"basket {float(s['mean_avg_basket_size']):,.1f} vs {float(everyone['mean_avg_basket_size']):,.1f} units.",
+        *traits,
         *([f"   other features: {added}."] if added else []),
         f"4. Revenue share: {float(s['insiders_revenue_share']):.1%} of revenue "
         f"({float(s['insiders_revenue']):,.2f} of {float(s['revenue']):,.2f}).",

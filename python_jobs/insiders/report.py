@@ -188,6 +188,9 @@ PRESENTED_FEATURES = frozenset(
         "qty_returns",
         "avg_basket_size",
         "avg_unique_basket_size",
+        # Computed in the marts from the features (dim_customers).
+        "invoices_per_month",
+        "days_between_purchases",
     }
 )
 
@@ -700,17 +703,82 @@ def _swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{colour}" aria-hidden="true"></span>'
 
 
-#: What characterises a segment: (label, column of insiders_summary / the everyone means, format, lower is better)
-_TRAITS = (
-    ("Spend (gross revenue)", "mean_gross_revenue", fmt_money),
-    ("Days since last purchase", "mean_recency_days", lambda v: fmt_num(v, 1)),
-    ("Invoices", "mean_qty_invoices", lambda v: fmt_num(v, 1)),
-    ("Purchase frequency (invoices per day)", "mean_frequency", lambda v: fmt_num(v, 3)),
-    ("Products bought (invoice lines)", "mean_qty_products", lambda v: fmt_num(v, 1)),
-    ("Units returned", "mean_qty_returns", lambda v: fmt_num(v, 1)),
-    ("Basket size (units per invoice)", "mean_avg_basket_size", lambda v: fmt_num(v, 1)),
-    ("Average line value", "mean_avg_ticket", fmt_money),
+#: A trait characterises the Insiders only when their mean differs from everyone's by at least this share:
+#: Insiders ÷ everyone at least 1.25, or at most 1 / 1.25 = 0.8. Closer than that, it is listed as not distinctive.
+DISTINCT_MARGIN = 0.25
+
+
+@dataclass(frozen=True)
+class Trait:
+    """A measure that may characterise a segment: its label, its column (``mean_…`` of insiders_summary, of
+    segment_profiles and of :func:`everyone_means`), its format, and how the answers phrase it (``{v}``: the
+    Insiders' value, ``{all}``: everyone's)."""
+
+    label: str
+    column: str
+    fmt: Any
+    phrase: str
+
+
+#: What characterises a segment, in the order the answers read. The study's ``frequency`` (invoices per day of
+#: the active span) is not among them: it makes one-day buyers look the most frequent; invoices per month as a
+#: customer and days between purchases say how often a customer buys in words a marketer reads correctly.
+TRAITS = (
+    Trait("Spend (gross revenue)", "mean_gross_revenue", lambda v: fmt_money(v), "spend {v} (everyone: {all})"),
+    Trait(
+        "Invoices per month (as a customer)",
+        "mean_invoices_per_month",
+        lambda v: fmt_num(v, 2),
+        "buy {v} times a month (everyone: {all})",
+    ),
+    Trait(
+        "Days between purchases",
+        "mean_days_between_purchases",
+        lambda v: fmt_num(v, 1),
+        "come back every {v} days (everyone: {all})",
+    ),
+    Trait(
+        "Days since last purchase",
+        "mean_recency_days",
+        lambda v: fmt_num(v, 1),
+        "last bought {v} days before the reference day (everyone: {all})",
+    ),
+    Trait("Invoices", "mean_qty_invoices", lambda v: fmt_num(v, 1), "bought on {v} invoices (everyone: {all})"),
+    Trait(
+        "Products bought (invoice lines)",
+        "mean_qty_products",
+        lambda v: fmt_num(v, 1),
+        "bought {v} invoice lines (everyone: {all})",
+    ),
+    Trait("Units returned", "mean_qty_returns", lambda v: fmt_num(v, 1), "returned {v} units (everyone: {all})"),
+    Trait(
+        "Basket size (units per invoice)",
+        "mean_avg_basket_size",
+        lambda v: fmt_num(v, 1),
+        "fill baskets of {v} units per invoice (everyone: {all})",
+    ),
+    Trait("Average line value", "mean_avg_ticket", lambda v: fmt_money(v), "pay {v} per line (everyone: {all})"),
 )
+
+
+def distinctive(value: Any, everyone: Any, margin: float = DISTINCT_MARGIN) -> bool:
+    """Whether a group's mean differs from everyone's by at least ``margin`` (relative, either way)."""
+    if _missing(value) or _missing(everyone) or float(everyone) == 0:
+        return False
+    ratio = float(value) / float(everyone)
+    return ratio >= 1 + margin or ratio <= 1 / (1 + margin)
+
+
+def characterise(group: dict[str, Any], everyone: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The phrases of the traits that distinguish ``group`` from ``everyone``, and the labels of those that do not."""
+    shown, not_shown = [], []
+    for t in TRAITS:
+        mine, all_ = group.get(t.column), everyone.get(t.column)
+        if distinctive(mine, all_):
+            shown.append(t.phrase.format(v=t.fmt(mine), all=t.fmt(all_)))
+        elif not (_missing(mine) and _missing(all_)):
+            not_shown.append(t.label.lower())
+    return shown, not_shown
 
 
 def _ratio(a: Any, b: Any) -> str:
@@ -736,36 +804,48 @@ def _answers(data: _Data) -> str:
         for f, label in kpis
     )
 
-    def trait(col: str, fmt) -> tuple[str, str, str]:
-        return fmt(s.get(col)), fmt(every.get(col)), _ratio(s.get(col), every.get(col))
+    shown, not_shown = characterise(s, every)
+    margin = f"{DISTINCT_MARGIN:.0%}"
+    if not n_insiders:
+        characterised = "There are no Insiders in this run, so there is nothing to characterise."
+    elif shown:
+        characterised = "Compared with all segmented customers, on average Insiders " + "; ".join(shown) + "."
+        if not_shown:
+            characterised += f" Not distinctive (within {margin} of everyone's): " + ", ".join(not_shown) + "."
+    else:
+        characterised = f"No trait sets the Insiders apart: every mean is within {margin} of everyone's."
+    characterised = _e(characterised)
 
-    spend, spend_all, spend_x = trait("mean_gross_revenue", fmt_money)
-    rec, rec_all, _ = trait("mean_recency_days", lambda v: fmt_num(v, 0))
-    inv, inv_all, inv_x = trait("mean_qty_invoices", lambda v: fmt_num(v, 1))
-    prod, prod_all, prod_x = trait("mean_qty_products", lambda v: fmt_num(v, 0))
-    ret, ret_all, _ = trait("mean_qty_returns", lambda v: fmt_num(v, 1))
-    basket, basket_all, _ = trait("mean_avg_basket_size", lambda v: fmt_num(v, 1))
-    characterised = (
-        f"An Insider spends <strong>{_e(spend)}</strong> on average, {_e(spend_x)} the average customer "
-        f"({_e(spend_all)}); bought on {_e(inv)} invoices ({_e(inv_x)}; everyone: {_e(inv_all)}) and "
-        f"{_e(prod)} invoice lines ({_e(prod_x)}; everyone: {_e(prod_all)}); last bought {_e(rec)} days before the "
-        f"reference day (everyone: {_e(rec_all)}); returned {_e(ret)} units (everyone: {_e(ret_all)}); "
-        f"basket of {_e(basket)} units per invoice (everyone: {_e(basket_all)})."
-        if n_insiders
-        else "There are no Insiders in this run, so there is nothing to characterise."
-    )
+    def marked(mine: Any, all_: Any) -> str:
+        return "yes" if distinctive(mine, all_) else "no"
+
     trait_rows = [
-        [_e(label), _e(fmt(s.get(col))), _e(fmt(every.get(col))), _e(_ratio(s.get(col), every.get(col)))]
-        for label, col, fmt in _TRAITS
+        [
+            _e(t.label),
+            _e(t.fmt(s.get(t.column))),
+            _e(t.fmt(every.get(t.column))),
+            _e(_ratio(s.get(t.column), every.get(t.column))),
+            _e(marked(s.get(t.column), every.get(t.column))),
+        ]
+        for t in TRAITS
     ]
     insider_row = insider_profile(data.profiles)
     for feature in added_features(data.profiles.columns):
         col = f"mean_{feature}"
         mine, all_ = insider_row.get(col), every.get(col)
-        trait_rows.append([_e(feature), _e(fmt_auto(mine)), _e(fmt_auto(all_)), _e(_ratio(mine, all_))])
+        trait_rows.append(
+            [_e(feature), _e(fmt_auto(mine)), _e(fmt_auto(all_)), _e(_ratio(mine, all_)), _e(marked(mine, all_))]
+        )
     trait_table = _table(
-        "Insiders compared with all segmented customers (means per customer)",
-        [("Characteristic", False), ("Insiders", True), ("Everyone", True), ("Insiders ÷ everyone", True)],
+        f"Insiders compared with all segmented customers (means per customer; distinctive: at least {margin} "
+        "above or below everyone's)",
+        [
+            ("Characteristic", False),
+            ("Insiders", True),
+            ("Everyone", True),
+            ("Insiders ÷ everyone", True),
+            ("Distinctive", False),
+        ],
         trait_rows,
         cls="narrow",
     )
@@ -846,7 +926,8 @@ def _segments_section(data: _Data) -> str:
         ("Mean spend", True),
         ("Days since last buy", True),
         ("Invoices", True),
-        ("Invoices per day", True),
+        ("Invoices per month", True),
+        ("Days between purchases", True),
         ("Lines bought", True),
         ("Units returned", True),
         ("Units per invoice", True),
@@ -866,7 +947,8 @@ def _segments_section(data: _Data) -> str:
                 _e(fmt_money(row.mean_gross_revenue)),
                 _e(fmt_num(row.mean_recency_days, 1)),
                 _e(fmt_num(row.mean_qty_invoices, 1)),
-                _e(fmt_num(row.mean_frequency, 3)),
+                _e(fmt_num(values.get("mean_invoices_per_month"), 2)),
+                _e(fmt_num(values.get("mean_days_between_purchases"), 1)),
                 _e(fmt_num(row.mean_qty_products, 1)),
                 _e(fmt_num(row.mean_qty_returns, 1)),
                 _e(fmt_num(row.mean_avg_basket_size, 1)),
@@ -1191,9 +1273,13 @@ def write_report(
 
 __all__ = [
     "DEFAULT_TITLE",
+    "DISTINCT_MARGIN",
     "PALETTE",
+    "TRAITS",
     "ReportResult",
     "added_features",
+    "characterise",
+    "distinctive",
     "everyone_means",
     "fmt_auto",
     "fmt_int",

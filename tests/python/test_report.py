@@ -314,6 +314,43 @@ def test_report_and_answers_show_a_feature_they_do_not_know(
     assert f"other features: loyalty_points 40.00 vs {everyone:.2f}." in answers
 
 
+def test_insiders_buy_more_often_than_everyone_on_generated_data(built: Built) -> None:
+    """Invoices per month and days between purchases, not the study's per-day frequency, characterise the Insiders."""
+    from insiders.answers import business_answers
+
+    with connect("local") as wh:
+        ((insiders, insiders_gap),) = wh.query(
+            "select mean_invoices_per_month, mean_days_between_purchases from main_marts.insiders_summary"
+        )
+        ((everyone, everyone_gap),) = wh.query(
+            "select avg(invoices_per_month), avg(days_between_purchases) from main_marts.dim_customers "
+            "where segment_rank is not null"
+        )
+        answers = business_answers(wh)
+    assert insiders > everyone > 0 and 0 < insiders_gap < everyone_gap
+    phrase = f"buy {insiders:.2f} times a month (everyone: {everyone:.2f})"
+    page = html.unescape(built.report.read_text(encoding="utf-8"))
+    words = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert phrase in words and phrase in answers
+    assert f"come back every {insiders_gap:.1f} days (everyone: {everyone_gap:.1f})" in answers
+    for text in (words, answers):
+        assert "invoices per day" not in text.lower() and "invoices/day" not in text
+
+
+def test_a_trait_characterises_only_when_it_distinguishes() -> None:
+    """A mean within 25 % of everyone's (either way) is listed as not distinctive, not as a characteristic."""
+    everyone = {"mean_gross_revenue": 100.0, "mean_invoices_per_month": 1.0, "mean_avg_basket_size": 10.0}
+    group = {"mean_gross_revenue": 125.0, "mean_invoices_per_month": 0.8, "mean_avg_basket_size": 11.0}
+    shown, not_shown = report.characterise(group, everyone)
+    assert shown == [
+        f"spend {report.fmt_money(125.0)} (everyone: {report.fmt_money(100.0)})",
+        "buy 0.80 times a month (everyone: 1.00)",
+    ]
+    assert not_shown == ["basket size (units per invoice)"]
+    assert not report.distinctive(124.9, 100.0) and not report.distinctive(80.1, 100.0)
+    assert not report.distinctive(None, 100.0) and not report.distinctive(5.0, 0.0)
+
+
 def test_report_escapes_text(built: Built, tmp_path: Path) -> None:
     out = tmp_path / "escaped.html"
     with connect("local") as wh:
