@@ -9,16 +9,22 @@ from insiders.report import (
     characterise,
     everyone_means,
     fmt_auto,
+    fmt_money,
     insider_profile,
     marts_schema,
+    resolve_currency,
 )
 from insiders.warehouse import Warehouse
 
 SHOWN_IDS = 20
 
 
-def business_answers(wh: Warehouse) -> str:
-    """Answers to questions 1-5 of the business brief for the latest scoring run, from the marts."""
+def business_answers(wh: Warehouse, currency: str | None = None) -> str:
+    """Answers to questions 1-5 of the business brief for the latest scoring run, from the marts.
+
+    Amounts are shown in ``currency`` (default ``$INSIDERS_CURRENCY``, else GBP).
+    """
+    money = resolve_currency(currency)
     schema = marts_schema(wh)
     summary = wh.query_df(f"select * from {schema}.insiders_summary")
     if summary.empty:
@@ -34,7 +40,7 @@ def business_answers(wh: Warehouse) -> str:
         f"{feature} {fmt_auto(insider_row.get(f'mean_{feature}'))} vs {fmt_auto(everyone.get(f'mean_{feature}'))}"
         for feature in added_features(profiles.columns)
     )
-    shown, not_shown = characterise(s.to_dict(), everyone)
+    shown, not_shown = characterise(s.to_dict(), everyone, money)
     margin = f"{DISTINCT_MARGIN:.0%}"
     traits = [f"   they {phrase}{';' if i < len(shown) - 1 else '.'}" for i, phrase in enumerate(shown)] or [
         f"   nothing: every mean is within {margin} of everyone's."
@@ -53,7 +59,7 @@ def business_answers(wh: Warehouse) -> str:
         *traits,
         *([f"   other features: {added}."] if added else []),
         f"4. Revenue share: {float(s['insiders_revenue_share']):.1%} of revenue "
-        f"({float(s['insiders_revenue']):,.2f} of {float(s['revenue']):,.2f}).",
+        f"({fmt_money(s['insiders_revenue'], money)} of {fmt_money(s['revenue'], money)}).",
         f"5. Since the previous run: {int(s['entered_since_previous_run']):,} entered, "
         f"{int(s['left_since_previous_run']):,} left (see `{schema}.insiders_changes`).",
     ]

@@ -244,7 +244,7 @@ def cmd_answers(args: argparse.Namespace) -> int:
     from insiders.warehouse import connect
 
     with connect(args.target) as wh:
-        print(business_answers(wh))
+        print(business_answers(wh, currency=args.currency))
     return 0
 
 
@@ -254,7 +254,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from insiders.warehouse import connect
 
     with connect(args.target) as wh:
-        result = write_report(wh, Path(args.out), title=args.title or DEFAULT_TITLE)
+        result = write_report(wh, Path(args.out), title=args.title or DEFAULT_TITLE, currency=args.currency)
     print(
         f"Wrote {result.path} ({result.size_bytes / 1024:,.0f} KiB): {result.insiders:,} Insiders of "
         f"{result.customers:,} customers, model {result.model_version}, {result.charts} charts"
@@ -348,14 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vars", help="dbt --vars for both dbt steps, e.g. '{as_of_date: 2011-06-30}' (back-fill)")
     p.set_defaults(func=cmd_run)
 
+    currency_help = "currency of the amounts, an ISO 4217 code (default: $INSIDERS_CURRENCY or GBP)"
     p = sub.add_parser("answers", help="print the answers to the business questions (latest run)")
     p.add_argument("--target", help=target_help)
+    p.add_argument("--currency", help=currency_help)
     p.set_defaults(func=cmd_answers)
 
     p = sub.add_parser("report", help="write a self-contained HTML report of the latest run")
     p.add_argument("--target", help=target_help)
     p.add_argument("--out", default="report.html", help="output file (default report.html)")
     p.add_argument("--title", help="report title")
+    p.add_argument("--currency", help=currency_help)
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -21,6 +21,7 @@ import decimal
 import html
 import math
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -95,9 +96,32 @@ def fmt_pct(value: Any) -> str:
     return "–" if _missing(value) else f"{float(value):.1%}"
 
 
-def fmt_money(value: Any) -> str:
-    """An amount of revenue: ``9,462.77``."""
-    return "–" if _missing(value) else f"{float(value):,.2f}"
+#: The currency of the amounts when neither ``--currency`` nor ``INSIDERS_CURRENCY`` says otherwise: that of the
+#: Online Retail data set.
+DEFAULT_CURRENCY = "GBP"
+#: Symbols written before an amount; any other ISO 4217 code is written as a prefix (``CHF 9,462.77``). The dbt
+#: model dim_segments writes the same (macro money_prefix).
+CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
+
+
+def resolve_currency(currency: str | None = None) -> str:
+    """The currency of the amounts: ``currency``, else ``$INSIDERS_CURRENCY``, else GBP; an ISO 4217 code."""
+    value = (currency or os.environ.get("INSIDERS_CURRENCY") or DEFAULT_CURRENCY).strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise InsidersError(
+            f"the currency must be a three-letter ISO 4217 code such as GBP, EUR or USD (--currency or "
+            f"INSIDERS_CURRENCY), got {currency or os.environ.get('INSIDERS_CURRENCY')!r}"
+        )
+    return value
+
+
+def fmt_money(value: Any, currency: str = DEFAULT_CURRENCY) -> str:
+    """An amount of revenue with its currency: ``£9,462.77``, ``-£12.50``, ``CHF 9,462.77``."""
+    if _missing(value):
+        return "–"
+    amount = float(value)
+    prefix = CURRENCY_SYMBOLS.get(currency, f"{currency} ")
+    return f"{'-' if amount < 0 else ''}{prefix}{abs(amount):,.2f}"
 
 
 def fmt_num(value: Any, digits: int = 1) -> str:
@@ -161,6 +185,7 @@ class _Data:
     runs: pd.DataFrame
     latest_changes: pd.DataFrame
     first_insiders: list[int]
+    currency: str = DEFAULT_CURRENCY
 
 
 def fmt_auto(value: Any) -> str:
@@ -230,7 +255,7 @@ def insider_profile(profiles: pd.DataFrame) -> dict[str, Any]:
     return rows.iloc[0].to_dict() if len(rows) else {}
 
 
-def _read(wh: Warehouse, schema: str) -> _Data:
+def _read(wh: Warehouse, schema: str, currency: str = DEFAULT_CURRENCY) -> _Data:
     summary_rows = _frame(wh, f"select * from {schema}.insiders_summary")
     summary = summary_rows.iloc[0].to_dict() if len(summary_rows) else {}
     everyone = everyone_means(wh, schema)
@@ -281,6 +306,7 @@ def _read(wh: Warehouse, schema: str) -> _Data:
         runs=runs,
         latest_changes=latest_changes,
         first_insiders=[int(r[0]) for r in first],
+        currency=currency,
     )
 
 
@@ -373,7 +399,7 @@ def _month_label(ts: pd.Timestamp, with_year: bool) -> str:
     return f"{_MONTHS[ts.month - 1]} {ts.year}" if with_year else _MONTHS[ts.month - 1]
 
 
-def _monthly_chart(monthly: pd.DataFrame, order: Sequence[tuple[str, str]]) -> str:
+def _monthly_chart(monthly: pd.DataFrame, order: Sequence[tuple[str, str]], currency: str = DEFAULT_CURRENCY) -> str:
     """Stacked bars of gross revenue per month; ``order`` is (series name, colour), bottom first."""
     months = pd.to_datetime(monthly["revenue_month"]).dt.to_period("M")
     full = pd.period_range(months.min(), months.max(), freq="M")
@@ -399,8 +425,8 @@ def _monthly_chart(monthly: pd.DataFrame, order: Sequence[tuple[str, str]]) -> s
         height,
         "Monthly revenue by segment",
         f"Stacked bars, one per month from {first.strftime('%Y-%m')} to {last.strftime('%Y-%m')}: gross revenue "
-        "(purchases, before returns) of each segment's customers, anonymous lines and unsegmented customers. "
-        "The same figures are in the table below the chart.",
+        f"in {currency} (purchases, before returns) of each segment's customers, anonymous lines and unsegmented "
+        "customers. The same figures are in the table below the chart.",
     )
     for t in ticks:
         y = top + plot_h - t / y_max * plot_h
@@ -417,7 +443,12 @@ def _monthly_chart(monthly: pd.DataFrame, order: Sequence[tuple[str, str]]) -> s
             h = value / y_max * plot_h
             if h > 0:
                 svg.rect(
-                    x, y - h, bar_w, h, colours[name], tip=f"{period.strftime('%Y-%m')}, {name}: {fmt_money(value)}"
+                    x,
+                    y - h,
+                    bar_w,
+                    h,
+                    colours[name],
+                    tip=f"{period.strftime('%Y-%m')}, {name}: {fmt_money(value, currency)}",
                 )
                 y -= h
         if i % label_every == 0:
@@ -716,6 +747,7 @@ class Trait:
 
     label: str
     column: str
+    #: (value, currency) -> text
     fmt: Any
     phrase: str
 
@@ -724,40 +756,40 @@ class Trait:
 #: the active span) is not among them: it makes one-day buyers look the most frequent; invoices per month as a
 #: customer and days between purchases say how often a customer buys in words a marketer reads correctly.
 TRAITS = (
-    Trait("Spend (gross revenue)", "mean_gross_revenue", lambda v: fmt_money(v), "spend {v} (everyone: {all})"),
+    Trait("Spend (gross revenue)", "mean_gross_revenue", fmt_money, "spend {v} (everyone: {all})"),
     Trait(
         "Invoices per month (as a customer)",
         "mean_invoices_per_month",
-        lambda v: fmt_num(v, 2),
+        lambda v, _c: fmt_num(v, 2),
         "buy {v} times a month (everyone: {all})",
     ),
     Trait(
         "Days between purchases",
         "mean_days_between_purchases",
-        lambda v: fmt_num(v, 1),
+        lambda v, _c: fmt_num(v, 1),
         "come back every {v} days (everyone: {all})",
     ),
     Trait(
         "Days since last purchase",
         "mean_recency_days",
-        lambda v: fmt_num(v, 1),
+        lambda v, _c: fmt_num(v, 1),
         "last bought {v} days before the reference day (everyone: {all})",
     ),
-    Trait("Invoices", "mean_qty_invoices", lambda v: fmt_num(v, 1), "bought on {v} invoices (everyone: {all})"),
+    Trait("Invoices", "mean_qty_invoices", lambda v, _c: fmt_num(v, 1), "bought on {v} invoices (everyone: {all})"),
     Trait(
         "Products bought (invoice lines)",
         "mean_qty_products",
-        lambda v: fmt_num(v, 1),
+        lambda v, _c: fmt_num(v, 1),
         "bought {v} invoice lines (everyone: {all})",
     ),
-    Trait("Units returned", "mean_qty_returns", lambda v: fmt_num(v, 1), "returned {v} units (everyone: {all})"),
+    Trait("Units returned", "mean_qty_returns", lambda v, _c: fmt_num(v, 1), "returned {v} units (everyone: {all})"),
     Trait(
         "Basket size (units per invoice)",
         "mean_avg_basket_size",
-        lambda v: fmt_num(v, 1),
+        lambda v, _c: fmt_num(v, 1),
         "fill baskets of {v} units per invoice (everyone: {all})",
     ),
-    Trait("Average line value", "mean_avg_ticket", lambda v: fmt_money(v), "pay {v} per line (everyone: {all})"),
+    Trait("Average line value", "mean_avg_ticket", fmt_money, "pay {v} per line (everyone: {all})"),
 )
 
 
@@ -769,13 +801,15 @@ def distinctive(value: Any, everyone: Any, margin: float = DISTINCT_MARGIN) -> b
     return ratio >= 1 + margin or ratio <= 1 / (1 + margin)
 
 
-def characterise(group: dict[str, Any], everyone: dict[str, Any]) -> tuple[list[str], list[str]]:
+def characterise(
+    group: dict[str, Any], everyone: dict[str, Any], currency: str = DEFAULT_CURRENCY
+) -> tuple[list[str], list[str]]:
     """The phrases of the traits that distinguish ``group`` from ``everyone``, and the labels of those that do not."""
     shown, not_shown = [], []
     for t in TRAITS:
         mine, all_ = group.get(t.column), everyone.get(t.column)
         if distinctive(mine, all_):
-            shown.append(t.phrase.format(v=t.fmt(mine), all=t.fmt(all_)))
+            shown.append(t.phrase.format(v=t.fmt(mine, currency), all=t.fmt(all_, currency)))
         elif not (_missing(mine) and _missing(all_)):
             not_shown.append(t.label.lower())
     return shown, not_shown
@@ -797,14 +831,15 @@ def _answers(data: _Data) -> str:
         (fmt_int(insiders), "Insiders (customers eligible)"),
         (fmt_pct(s.get("insiders_share")), f"of the {fmt_int(customers)} segmented customers"),
         (fmt_pct(s.get("insiders_revenue_share")), "of revenue comes from Insiders"),
-        (fmt_money(s.get("mean_gross_revenue")), "mean spend of an Insider"),
+        (fmt_money(s.get("mean_gross_revenue"), data.currency), "mean spend of an Insider"),
     ]
     kpi_html = "".join(
         f'<div class="kpi"><span class="figure">{_e(f)}</span><span class="label">{_e(label)}</span></div>'
         for f, label in kpis
     )
 
-    shown, not_shown = characterise(s, every)
+    money = data.currency
+    shown, not_shown = characterise(s, every, money)
     margin = f"{DISTINCT_MARGIN:.0%}"
     if not n_insiders:
         characterised = "There are no Insiders in this run, so there is nothing to characterise."
@@ -822,8 +857,8 @@ def _answers(data: _Data) -> str:
     trait_rows = [
         [
             _e(t.label),
-            _e(t.fmt(s.get(t.column))),
-            _e(t.fmt(every.get(t.column))),
+            _e(t.fmt(s.get(t.column), money)),
+            _e(t.fmt(every.get(t.column), money)),
             _e(_ratio(s.get(t.column), every.get(t.column))),
             _e(marked(s.get(t.column), every.get(t.column))),
         ]
@@ -878,7 +913,7 @@ customers are Insiders ({_e(fmt_pct(s.get("insiders_share")))}).</li>
 <li><strong>What characterises them?</strong> {characterised}{trait_table}</li>
 <li><strong>What share of revenue?</strong> Insiders bring
 <strong>{_e(fmt_pct(s.get("insiders_revenue_share")))}</strong> of revenue:
-{_e(fmt_money(s.get("insiders_revenue")))} of {_e(fmt_money(s.get("revenue")))}
+{_e(fmt_money(s.get("insiders_revenue"), money))} of {_e(fmt_money(s.get("revenue"), money))}
 (gross revenue of the segmented customers: purchases, returns not subtracted).</li>
 <li><strong>Who entered and who left?</strong> Since the previous scoring run {_e(fmt_int(entered))} customers
 entered and {_e(fmt_int(left))} left the Insiders; see <a href="#changes">Insiders entering and leaving</a>.</li>
@@ -944,7 +979,7 @@ def _segments_section(data: _Data) -> str:
                 _swatch(segment_colour(rank)) + f"<strong>{_e(row.segment_name)}</strong>",
                 _e(fmt_int(row.customers)),
                 _e(fmt_pct(row.customer_share)),
-                _e(fmt_money(row.mean_gross_revenue)),
+                _e(fmt_money(row.mean_gross_revenue, data.currency)),
                 _e(fmt_num(row.mean_recency_days, 1)),
                 _e(fmt_num(row.mean_qty_invoices, 1)),
                 _e(fmt_num(values.get("mean_invoices_per_month"), 2)),
@@ -953,7 +988,7 @@ def _segments_section(data: _Data) -> str:
                 _e(fmt_num(row.mean_qty_returns, 1)),
                 _e(fmt_num(row.mean_avg_basket_size, 1)),
                 *(_e(fmt_auto(values.get(f"mean_{feature}"))) for feature in added),
-                _e(fmt_money(row.revenue)),
+                _e(fmt_money(row.revenue, data.currency)),
                 _e(fmt_pct(row.revenue_share)),
             ]
         )
@@ -1022,7 +1057,7 @@ def _monthly_section(data: _Data) -> str:
     ]
     present = set(m["segment_name"].astype(str))
     order += [(b, c) for b, c in BUCKET_COLOURS.items() if b in present]
-    chart = _monthly_chart(m, order)
+    chart = _monthly_chart(m, order, data.currency)
     months = pd.to_datetime(m["revenue_month"]).dt.to_period("M")
     wide = (
         m.assign(month=months)
@@ -1033,12 +1068,12 @@ def _monthly_section(data: _Data) -> str:
     names = [n for n, _ in order if n in wide.columns]
     rows = [
         [_e(period.strftime("%Y-%m"))]
-        + [_e(fmt_money(wide.at[period, n])) for n in names]
-        + [_e(fmt_money(wide.loc[period, names].sum()))]
+        + [_e(fmt_money(wide.at[period, n], data.currency)) for n in names]
+        + [_e(fmt_money(wide.loc[period, names].sum(), data.currency))]
         for period in wide.index
     ]
     table = _table(
-        "Gross revenue per month and segment",
+        f"Gross revenue per month and segment ({data.currency})",
         [("Month", False), *[(n, True) for n in names], ("Total", True)],
         rows,
     )
@@ -1056,7 +1091,8 @@ def _monthly_section(data: _Data) -> str:
 customers' current segment. Lines without a customer (anonymous checkouts) are real revenue but belong to no
 segment; they are shown as <em>Anonymous</em>{unsegmented}.</p>
 {_legend_html(order)}
-<figure>{chart}<figcaption>Stacked monthly gross revenue, Insiders at the bottom.{partial}</figcaption></figure>
+<figure>{chart}<figcaption>Stacked monthly gross revenue in {_e(data.currency)}, Insiders at the bottom.{partial}
+</figcaption></figure>
 <details><summary>Monthly revenue as a table</summary>{table}</details>
 </section>"""
 
@@ -1217,19 +1253,21 @@ def write_report(
     *,
     schema: str | None = None,
     features_schema: str | None = None,
+    currency: str | None = None,
 ) -> ReportResult:
     """Write the HTML report of the latest scoring run to ``out`` and say what it contains.
 
     ``model`` draws the 2-D picture; when None the pinned model is loaded (``registry.load_pinned``). When no model
     can be loaded or applied, the report is written without the picture and says why. ``schema`` is the marts
     schema (default: found next to the target schema, see :func:`marts_schema`); ``features_schema`` that of
-    ``customer_features`` (default: the target schema).
+    ``customer_features`` (default: the target schema). ``currency`` is that of the amounts (default
+    ``$INSIDERS_CURRENCY``, else GBP; see :func:`resolve_currency`).
     """
     started = time.perf_counter()
     out = Path(out)
     schema = schema or marts_schema(wh)
     features_schema = features_schema or wh.target.schema
-    data = _read(wh, schema)
+    data = _read(wh, schema, resolve_currency(currency))
     counts = {int(r): int(c) for r, c in zip(data.profiles["segment_rank"], data.profiles["customers"], strict=True)}
 
     notes: list[str] = []
@@ -1272,6 +1310,8 @@ def write_report(
 
 
 __all__ = [
+    "CURRENCY_SYMBOLS",
+    "DEFAULT_CURRENCY",
     "DEFAULT_TITLE",
     "DISTINCT_MARGIN",
     "PALETTE",
@@ -1288,6 +1328,7 @@ __all__ = [
     "fmt_pct",
     "insider_profile",
     "marts_schema",
+    "resolve_currency",
     "segment_colour",
     "write_report",
 ]

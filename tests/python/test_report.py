@@ -351,6 +351,32 @@ def test_a_trait_characterises_only_when_it_distinguishes() -> None:
     assert not report.distinctive(None, 100.0) and not report.distinctive(5.0, 0.0)
 
 
+def test_money_is_shown_with_its_currency(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GBP (the data set's) by default, in the report, the answers and the segment descriptions of the marts;
+    --currency or INSIDERS_CURRENCY choose another; a value that is not an ISO 4217 code is refused."""
+    monkeypatch.delenv("INSIDERS_CURRENCY", raising=False)
+    facts = _warehouse_facts()
+    revenue, insiders_revenue = float(facts["revenue"]), float(facts["insiders_revenue"])
+    page = html.unescape(built.report.read_text(encoding="utf-8"))
+    assert f"£{insiders_revenue:,.2f} of £{revenue:,.2f}" in page
+    assert f"£{float(facts['mean_gross_revenue']):,.2f}" in page and "in GBP" in page
+    assert "On average £" in page, "the segment descriptions (dim_segments) carry the currency too"
+    answers = run_cli("answers").stdout
+    assert f"(£{insiders_revenue:,.2f} of £{revenue:,.2f})" in answers
+
+    euros = run_cli("answers", "--currency", "eur").stdout
+    assert f"(€{insiders_revenue:,.2f} of €{revenue:,.2f})" in euros and "£" not in euros
+    monkeypatch.setenv("INSIDERS_CURRENCY", "CHF")
+    out = tmp_path / "chf.html"
+    run_cli("report", "--out", str(out))
+    assert f"CHF {insiders_revenue:,.2f} of CHF {revenue:,.2f}" in html.unescape(out.read_text(encoding="utf-8"))
+
+    refused = run_cli("report", "--out", str(tmp_path / "never.html"), "--currency", "pounds", check=False)
+    assert refused.returncode == 2 and "ISO 4217" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "never.html").exists()
+    assert report.fmt_money(-12.5, "USD") == "-$12.50" and report.fmt_money(None) == "–"
+
+
 def test_report_escapes_text(built: Built, tmp_path: Path) -> None:
     out = tmp_path / "escaped.html"
     with connect("local") as wh:
