@@ -16,7 +16,7 @@ import yaml
 from conftest import PROJECT, run_cli
 
 from insiders.model import ModelConfig
-from insiders.warehouse import connect
+from insiders.warehouse import Target, connect
 
 pytestmark = pytest.mark.slow
 
@@ -67,9 +67,36 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return copy
 
 
-def mart_columns(table: str) -> list[str]:
-    with connect("local") as wh:
+def mart_columns(table: str, target: str = "local") -> list[str]:
+    with connect(target) as wh:
         return list(wh.columns(f"{wh.target.schema}_marts", table))
+
+
+def test_a_new_column_reaches_the_marts_without_stopping_the_run(project: Path, tmp_path: Path, target: Target) -> None:
+    """On DuckDB and PostgreSQL: the marts take the new column from the contract; scoring names it and goes on."""
+    sample = tmp_path / "landing" / "sample.csv.gz"
+    run_cli("generate", "--out", str(sample), "--customers", "200", "--months", "4", "--seed", "3", "--quiet")
+    # The pinned production model, trained before the column existed.
+    run_cli("run", "--target", target.name, "--source", str(sample), "--train-if-unpinned")
+    add_feature(project)
+    run = run_cli("run", "--target", target.name, "--source", str(sample))
+    assert "Run succeeded" in run.stdout
+    assert f"was not trained on: {NEW_FEATURE}" in " ".join(run.stderr.split())
+    dim = mart_columns("dim_customers", target.name)
+    assert NEW_FEATURE in dim and dim.index(NEW_FEATURE) < dim.index("segment_rank")
+    assert f"mean_{NEW_FEATURE}" in mart_columns("segment_profiles", target.name)
+    with connect(target) as wh:
+        schema = f"{wh.target.schema}_marts"
+        ((rows, filled),) = wh.query(
+            f"select count(*), count({NEW_FEATURE}) from {schema}.dim_customers where has_features"
+        )
+        (kind,) = wh.query(
+            "select data_type from information_schema.columns where table_schema = %s and table_name = %s "
+            "and column_name = %s",
+            [schema, "dim_customers", NEW_FEATURE],
+        )[0]
+    assert rows > 100 and filled == rows
+    assert kind.lower() in {"double", "double precision"}, "cast to the type of the contract"
 
 
 def test_a_new_feature_goes_from_sql_to_the_model_and_the_marts(project: Path, tmp_path: Path) -> None:
