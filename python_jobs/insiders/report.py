@@ -4,7 +4,11 @@ The file needs nothing but a browser to read: inline CSS, charts drawn here as i
 image fetched from anywhere. Sections:
 
 * the answers to questions 1 to 5 in plain words (how many Insiders, what sets them apart, their share of
-  revenue, where the list is, who entered and left);
+  revenue, where the list is, who entered and left). A trait sets them apart when their mean is at least
+  :data:`DISTINCT_MARGIN` (25 %) above or below everyone's; how often they buy is said in invoices per month and
+  days between purchases, not in the study's invoices per day. Amounts carry their currency (GBP unless
+  ``--currency`` or ``INSIDERS_CURRENCY`` says otherwise). Features added to customer_features after this
+  module was written are shown under their column name;
 * segment sizes and revenue share (bar charts) and the profile table;
 * the customers in the model's clustering space, coloured by segment (a deterministic sample);
 * monthly revenue by segment (stacked bars);
