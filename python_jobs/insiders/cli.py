@@ -245,7 +245,6 @@ def cmd_score(args: argparse.Namespace) -> int:
             wh,
             loaded,
             wh.target.schema,
-            allow_extra_columns=args.allow_extra_columns,
             progress=None if args.quiet else _Progress("scored"),
         )
         print(
@@ -288,7 +287,7 @@ def cmd_answers(args: argparse.Namespace) -> int:
     from insiders.warehouse import connect
 
     with connect(args.target) as wh:
-        print(business_answers(wh))
+        print(business_answers(wh, currency=args.currency))
     return 0
 
 
@@ -298,7 +297,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from insiders.warehouse import connect
 
     with connect(args.target) as wh:
-        result = write_report(wh, Path(args.out), title=args.title or DEFAULT_TITLE)
+        result = write_report(wh, Path(args.out), title=args.title or DEFAULT_TITLE, currency=args.currency)
     print(
         f"Wrote {result.path} ({result.size_bytes / 1024:,.0f} KiB): {result.insiders:,} Insiders of "
         f"{result.customers:,} customers, model {result.model_version}, {result.charts} charts"
@@ -383,11 +382,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="apply the pinned model and publish customer_segments")
     p.add_argument("--target", help=target_help)
     p.add_argument("--artifacts", help=artifacts_help)
-    p.add_argument(
-        "--allow-extra-columns",
-        action="store_true",
-        help="score even if customer_features gained columns since the model was trained",
-    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_score)
 
@@ -403,14 +397,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
     p.set_defaults(func=cmd_run)
 
+    currency_help = "currency of the amounts, an ISO 4217 code (default: $INSIDERS_CURRENCY or GBP)"
     p = sub.add_parser("answers", help="print the answers to the business questions (latest run)")
     p.add_argument("--target", help=target_help)
+    p.add_argument("--currency", help=currency_help)
     p.set_defaults(func=cmd_answers)
 
     p = sub.add_parser("report", help="write a self-contained HTML report of the latest run")
     p.add_argument("--target", help=target_help)
     p.add_argument("--out", default="report.html", help="output file (default report.html)")
     p.add_argument("--title", help="report title")
+    p.add_argument("--currency", help=currency_help)
     p.set_defaults(func=cmd_report)
     return parser
 
