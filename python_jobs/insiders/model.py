@@ -986,36 +986,55 @@ def _choose_k(table: pd.DataFrame, config: ModelConfig, elbow: int) -> int:
     fewer or bring less); else the most stable k among the defensible ones, else among the useful ones, else among
     all (ties: the smaller k).
     """
+    return _choice(table, config, elbow)[0]
+
+
+def _choice(table: pd.DataFrame, config: ModelConfig, elbow: int) -> tuple[int, str]:
+    """``(k, why)``: the rule of :func:`_choose_k` and the sentence saying which branch of it decided."""
     if config.k is not None:
-        return config.k
+        return config.k, f"k = {config.k} was set by the user (no choice was made)."
     t = table.assign(
         eligible=_eligible(table, config),
         stable=_stable(table, config),
         worst_jaccard=table[["jaccard_seeds_min", "jaccard_samples_min"]].min(axis=1, skipna=True).fillna(1.0),
     )
-    for pool in (t[t["eligible"]], t[t["defensible"] & t["stable"]]):
+    pools = (
+        (t[t["eligible"]], "eligible k"),
+        (t[t["defensible"] & t["stable"]], "k whose Insiders pass every check but the two size checks and are stable"),
+    )
+    for i, (pool, what) in enumerate(pools):
+        lead = "" if i == 0 else "No k is eligible, so the rule looks among the " + what + ": "
+        which = what if i == 0 else "of them"
         if (pool["k"] >= elbow).any():
-            return int(pool.loc[pool["k"] >= elbow, "k"].min())
+            k = int(pool.loc[pool["k"] >= elbow, "k"].min())
+            return (
+                k,
+                f"{lead}k = {k} is the smallest {which} at or above the elbow (k = {elbow}).",
+            )
         if len(pool):
-            return int(pool["k"].max())
-    for pool in (t[t["defensible"]], t[t["useful"]], t):
+            k = int(pool["k"].max())
+            return (
+                k,
+                f"{lead}k = {k} is the largest {which}, all below the elbow (k = {elbow}).",
+            )
+    for pool, what in ((t[t["defensible"]], "defensible"), (t[t["useful"]], "useful"), (t, "candidate")):
         if len(pool):
-            return int(pool.sort_values(["worst_jaccard", "k"], ascending=[False, True])["k"].iloc[0])
+            k = int(pool.sort_values(["worst_jaccard", "k"], ascending=[False, True])["k"].iloc[0])
+            return k, f"No k is eligible or stable and defensible: k = {k} is the most stable {what} k."
     raise AssertionError("unreachable: the table has at least one row")
 
 
 def explain_choice(table: pd.DataFrame, config: ModelConfig, chosen: int) -> list[str]:
     """Sentences saying why ``chosen`` was picked, with the thresholds and how each candidate k fared."""
     km = table[table["method"] == "kmeans"]
-    lines = []
-    if config.k is not None:
-        lines.append(f"k = {chosen} was set by the user (no choice was made).")
-    else:
-        elbow = km.loc[km["elbow"], "k"]
+    elbow = km.loc[km["elbow"], "k"]
+    k, why = _choice(km, config, int(elbow.iloc[0]) if len(elbow) else chosen)
+    lines = [why if k == chosen else f"k = {chosen}."]
+    if config.k is None:
         lines.append(
-            f"k = {chosen} was chosen among k = {', '.join(str(int(k)) for k in km['k'])}: the smallest eligible k "
-            f"at or above the elbow (k = {int(elbow.iloc[0]) if len(elbow) else '?'}), else the largest eligible k "
-            "below it."
+            f"Candidates: k = {', '.join(str(int(k)) for k in km['k'])}. The rule: the smallest eligible k at or above "
+            "the elbow (where one more segment stops removing a quarter of the remaining spread), else the largest "
+            "eligible k below it."
         )
     lines.append(
         f"A k is eligible when its Insiders are {config.min_insiders_share:.0%}-{config.max_insiders_share:.0%} of "

@@ -215,6 +215,7 @@ PRESENTED_FEATURES = frozenset(
         "avg_recency_days",
         "frequency",
         "qty_returns",
+        "return_rate",
         "avg_basket_size",
         "avg_unique_basket_size",
         # Computed in the marts from the features (dim_customers).
@@ -787,6 +788,12 @@ TRAITS = (
         "bought {v} invoice lines (everyone: {all})",
     ),
     Trait("Units returned", "mean_qty_returns", lambda v, _c: fmt_num(v, 1), "returned {v} units (everyone: {all})"),
+    Trait(
+        "Share of units returned",
+        "mean_return_rate",
+        lambda v, _c: fmt_pct(v),
+        "sent back {v} of the units they bought (everyone: {all})",
+    ),
     Trait(
         "Basket size (units per invoice)",
         "mean_avg_basket_size",

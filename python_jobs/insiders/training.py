@@ -109,7 +109,7 @@ def model_card(
     lines += [
         "## Segment profiles",
         "",
-        _markdown_table(profile, percent=("share_of_customers", "revenue_share")),
+        _markdown_table(profile, percent=("customer_share", "revenue_share", "mean_return_rate")),
         "",
         "## Appendix: every candidate",
         "",

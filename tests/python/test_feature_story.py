@@ -121,8 +121,12 @@ def test_a_new_feature_goes_from_sql_to_the_model_and_the_marts(project: Path, t
     trained = run_cli("train", "--features", features)
     version = re.search(r"Saved model version (\S+)", trained.stdout).group(1)
     assert "Not promoted" in trained.stdout
-    evaluated = run_cli("evaluate", "--features", features, "--seeds", "2", "--samples", "2")
-    assert evaluated.stdout.strip()
+    # evaluate exits 1 when the Insiders fall short of a bar (the sample's planted Insiders are 3 % of customers,
+    # under the 5 % bar); either way it prints the stability figures, the checks and a verdict.
+    evaluated = run_cli("evaluate", "--features", features, "--seeds", "2", "--samples", "2", check=False)
+    assert evaluated.returncode in (0, 1), evaluated.stderr
+    assert "Business checks of the Insiders" in evaluated.stdout and "Verdict:" in evaluated.stdout
+    assert ("fall short" in evaluated.stdout) == (evaluated.returncode == 1)
     run_cli("promote", version)
     listing = run_cli("models").stdout
     assert f"* {version}" in listing
