@@ -1,5 +1,6 @@
 -- One row per customer with at least one purchase line on or before the reference day D_ref: the eleven
--- features of spec section 4, kept exactly as the original study defined them so results compare with it.
+-- features of spec section 4, kept exactly as the original study defined them so results compare with it,
+-- and better-defined features beside them (return_rate).
 with
 
 sales as (
@@ -149,7 +150,13 @@ final as (
         ) }} as frequency,
         cast(coalesce(returns.qty_returns, 0) as bigint) as qty_returns,
         {{ safe_ratio('purchases.qty_items', 'purchases.qty_invoices') }} as avg_basket_size,
-        {{ safe_ratio('purchases.qty_distinct_products', 'purchases.qty_invoices') }} as avg_unique_basket_size
+        {{ safe_ratio('purchases.qty_distinct_products', 'purchases.qty_invoices') }} as avg_unique_basket_size,
+        -- Beside the study's features: returns as a rate, so that the size of a customer's trade, not the
+        -- mere fact of having returned something, is what a returns feature measures (docs/model.md).
+        {{ safe_ratio(
+            'coalesce(returns.qty_returns, 0)',
+            'purchases.qty_items + coalesce(returns.qty_returns, 0)'
+        ) }} as return_rate
 
     from purchases
     left join returns

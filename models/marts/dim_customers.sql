@@ -1,6 +1,9 @@
 -- One row per customer: every customer of customer_features with their features and current segment, plus the
 -- few customers who have valid lines but no features row (returns only, or only lines after the reference day
--- of a back-fill), so that every customer line of fct_sales finds its customer.
+-- of a back-fill), so that every customer line of fct_sales finds its customer. The feature columns are every
+-- column of customer_features' contract (macro feature_columns), cast to their contract type: a new feature
+-- column reaches this mart, and Power BI, without an edit here.
+{%- set selected_by_hand = ['customer_id', 'country', 'first_purchase_day', 'last_purchase_day'] %}
 with
 
 customer_features as (
@@ -52,6 +55,23 @@ customers_without_features as (
 
 ),
 
+-- Distinct purchase days of each customer up to their reference day (the days customer_features counts from).
+purchase_days as (
+
+    select
+        sales.customer_id,
+        count(distinct sales.invoice_day) as purchase_days
+
+    from sales
+    inner join customer_features
+        on sales.customer_id = customer_features.customer_id
+    where
+        not sales.is_return
+        and sales.invoice_day <= customer_features.as_of_date
+    group by sales.customer_id
+
+),
+
 customers as (
 
     select
@@ -80,18 +100,22 @@ final as (
         cast(customer_features.first_purchase_day as date) as first_purchase_day,
         cast(customer_features.last_purchase_day as date) as last_purchase_day,
         cast(customers.has_features as boolean) as has_features,
-        cast(customer_features.as_of_date as date) as as_of_date,
-        cast(customer_features.gross_revenue as numeric(18, 4)) as gross_revenue,
-        cast(customer_features.recency_days as integer) as recency_days,
-        cast(customer_features.qty_invoices as bigint) as qty_invoices,
-        cast(customer_features.qty_items as bigint) as qty_items,
-        cast(customer_features.qty_products as bigint) as qty_products,
-        cast(customer_features.avg_ticket as double precision) as avg_ticket,
-        cast(customer_features.avg_recency_days as double precision) as avg_recency_days,
-        cast(customer_features.frequency as double precision) as frequency,
-        cast(customer_features.qty_returns as bigint) as qty_returns,
-        cast(customer_features.avg_basket_size as double precision) as avg_basket_size,
-        cast(customer_features.avg_unique_basket_size as double precision) as avg_unique_basket_size,
+        {%- for column in feature_columns(exclude=selected_by_hand) %}
+        cast(customer_features.{{ column.name }} as {{ column.data_type }}) as {{ column.name }},
+        {%- endfor %}
+        -- Purchase rhythm in words a marketer reads correctly (the study's `frequency`, invoices per day of the
+        -- active span, makes a one-day buyer the most frequent customer): invoices per month as a customer
+        -- (first purchase to the reference day, counted as at least one month), and mean days between two
+        -- purchase days (null with a single purchase day).
+        {{ safe_ratio(
+            'customer_features.qty_invoices',
+            'greatest(1.0, (' ~ days_between('customer_features.first_purchase_day', 'customer_features.as_of_date')
+            ~ ' + 1) / 30.4375)'
+        ) }} as invoices_per_month,
+        {{ safe_ratio(
+            days_between('customer_features.first_purchase_day', 'customer_features.last_purchase_day'),
+            'nullif(purchase_days.purchase_days, 1) - 1'
+        ) }} as days_between_purchases,
         cast(customer_segments.segment_rank as integer) as segment_rank,
         cast(customer_segments.segment_name as varchar) as segment_name,
         -- A customer without a segment is not eligible: false, not unknown, for filters in reports.
@@ -102,6 +126,8 @@ final as (
     from customers
     left join customer_features
         on customers.customer_id = customer_features.customer_id
+    left join purchase_days
+        on customers.customer_id = purchase_days.customer_id
     left join customer_segments
         on customers.customer_id = customer_segments.customer_id
 

@@ -1,6 +1,6 @@
 -- One row per current segment: its rank, name, size and a description a marketer can read. The description is
 -- written from the segment's profile at each build (not kept in a seed), so it always describes the segments
--- the pinned model produced, whatever their number and names.
+-- the pinned model produced, whatever their number and names. Amounts carry the currency (macro money_prefix).
 with
 
 segment_profiles as (
@@ -20,7 +20,7 @@ descriptions as (
         end
         || {{ format_number('customers') }} || ' customers ('
         || {{ format_number('100 * customer_share', 1) }} || ' % of customers) bringing '
-        || {{ format_number('100 * revenue_share', 1) }} || ' % of revenue. On average '
+        || {{ format_number('100 * revenue_share', 1) }} || ' % of revenue. On average {{ money_prefix() }}'
         || {{ format_number('mean_gross_revenue') }} || ' spent over '
         || {{ format_number('mean_qty_invoices', 1) }} || ' invoices, last purchase '
         || {{ format_number('mean_recency_days') }} || ' days before the reference day, '

@@ -1,5 +1,6 @@
 -- One row that answers business questions 2 to 5 for the latest scoring run: how many Insiders, their share of
--- customers, what characterises them (mean spend, recency, frequency, products, returns, basket), the share of
+-- customers, what characterises them (mean spend, recency, invoices per month, days between purchases, products,
+-- returns, basket; the study's frequency is kept for compatibility), the share of
 -- revenue they bring, and how many entered and left since the previous run. Built as a single aggregate, so the
 -- row exists even when a run finds no Insiders.
 with
@@ -48,7 +49,9 @@ customers as (
         avg(case when is_insider then cast(qty_products as double precision) end) as mean_qty_products,
         avg(case when is_insider then cast(qty_returns as double precision) end) as mean_qty_returns,
         avg(case when is_insider then avg_basket_size end) as mean_avg_basket_size,
-        avg(case when is_insider then avg_ticket end) as mean_avg_ticket
+        avg(case when is_insider then avg_ticket end) as mean_avg_ticket,
+        avg(case when is_insider then invoices_per_month end) as mean_invoices_per_month,
+        avg(case when is_insider then days_between_purchases end) as mean_days_between_purchases
 
     from dim_customers
     where segment_rank is not null
@@ -85,6 +88,8 @@ final as (
         cast(customers.mean_qty_returns as double precision) as mean_qty_returns,
         cast(customers.mean_avg_basket_size as double precision) as mean_avg_basket_size,
         cast(customers.mean_avg_ticket as double precision) as mean_avg_ticket,
+        cast(customers.mean_invoices_per_month as double precision) as mean_invoices_per_month,
+        cast(customers.mean_days_between_purchases as double precision) as mean_days_between_purchases,
         cast(coalesce(customers.insiders_revenue, 0) as numeric(18, 4)) as insiders_revenue,
         cast(coalesce(customers.revenue, 0) as numeric(18, 4)) as revenue,
         {{ safe_ratio('customers.insiders_revenue', 'customers.revenue') }} as insiders_revenue_share,

@@ -57,6 +57,7 @@ final as (
         load_log.lines_read,
         load_log.lines_loaded,
         load_log.lines_rejected,
+        load_log.lines_skipped,
         cast(coalesce(stored_lines.stored_lines, 0) as bigint) as stored_lines,
         cast(coalesce(stored_rejections.stored_rejected_lines, 0) as bigint) as stored_rejected_lines,
         cast(coalesce(stored_lines.valid_lines, 0) as bigint) as valid_lines,

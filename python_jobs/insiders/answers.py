@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from insiders.errors import InsidersError
-from insiders.report import everyone_means, marts_schema
+from insiders.report import (
+    DISTINCT_MARGIN,
+    added_features,
+    characterise,
+    everyone_means,
+    fmt_auto,
+    fmt_money,
+    insider_profile,
+    marts_schema,
+    resolve_currency,
+)
 from insiders.warehouse import Warehouse
 
 SHOWN_IDS = 20
 
 
-def business_answers(wh: Warehouse) -> str:
-    """Answers to questions 1-5 of the business brief for the latest scoring run, from the marts."""
+def business_answers(wh: Warehouse, currency: str | None = None) -> str:
+    """Answers to questions 1-5 of the business brief for the latest scoring run, from the marts.
+
+    Amounts are shown in ``currency`` (default ``$INSIDERS_CURRENCY``, else GBP).
+    """
+    money = resolve_currency(currency)
     schema = marts_schema(wh)
     summary = wh.query_df(f"select * from {schema}.insiders_summary")
     if summary.empty:
@@ -20,6 +34,19 @@ def business_answers(wh: Warehouse) -> str:
     ids = [
         int(r[0]) for r in wh.query(f"select customer_id from {schema}.insiders order by customer_id limit {SHOWN_IDS}")
     ]
+    profiles = wh.query_df(f"select * from {schema}.segment_profiles order by segment_rank")
+    insider_row = insider_profile(profiles)
+    added = "; ".join(
+        f"{feature} {fmt_auto(insider_row.get(f'mean_{feature}'))} vs {fmt_auto(everyone.get(f'mean_{feature}'))}"
+        for feature in added_features(profiles.columns)
+    )
+    shown, not_shown = characterise(s.to_dict(), everyone, money)
+    margin = f"{DISTINCT_MARGIN:.0%}"
+    traits = [f"   they {phrase}{';' if i < len(shown) - 1 else '.'}" for i, phrase in enumerate(shown)] or [
+        f"   nothing: every mean is within {margin} of everyone's."
+    ]
+    if shown and not_shown:
+        traits.append(f"   not distinctive (within {margin} of everyone's): {', '.join(not_shown)}.")
     n = int(s["insiders"])
     more = f" … and {n - len(ids):,} more" if n > len(ids) else ""
     lines = [
@@ -29,14 +56,10 @@ def business_answers(wh: Warehouse) -> str:
         f"   The full list is the `{schema}.insiders` table.",
         f"2. How many? {n:,} of {int(s['customers']):,} customers ({float(s['insiders_share']):.1%}).",
         "3. What characterises them (Insiders vs all customers, means)?",
-        f"   spend {float(s['mean_gross_revenue']):,.2f} vs {float(everyone['mean_gross_revenue']):,.2f}; "
-        f"recency {float(s['mean_recency_days']):.0f} vs {float(everyone['mean_recency_days']):.0f} days; "
-        f"frequency {float(s['mean_frequency']):.3f} vs {float(everyone['mean_frequency']):.3f} invoices/day;",
-        f"   products {float(s['mean_qty_products']):,.0f} vs {float(everyone['mean_qty_products']):,.0f} lines; "
-        f"returns {float(s['mean_qty_returns']):,.1f} vs {float(everyone['mean_qty_returns']):,.1f} units; "
-        f"basket {float(s['mean_avg_basket_size']):,.1f} vs {float(everyone['mean_avg_basket_size']):,.1f} units.",
+        *traits,
+        *([f"   other features: {added}."] if added else []),
         f"4. Revenue share: {float(s['insiders_revenue_share']):.1%} of revenue "
-        f"({float(s['insiders_revenue']):,.2f} of {float(s['revenue']):,.2f}).",
+        f"({fmt_money(s['insiders_revenue'], money)} of {fmt_money(s['revenue'], money)}).",
         f"5. Since the previous run: {int(s['entered_since_previous_run']):,} entered, "
         f"{int(s['left_since_previous_run']):,} left (see `{schema}.insiders_changes`).",
     ]

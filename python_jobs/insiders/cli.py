@@ -43,6 +43,17 @@ class _Progress:
         print(f"  {self.label}: {done:,} lines{share}, {elapsed:.1f} s", file=sys.stderr, flush=True)
 
 
+def _share(text: str) -> float:
+    """A share between 0 and 1, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
+    return value
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     """Load raw invoice files into the warehouse."""
     from insiders.loader import load_file
@@ -60,6 +71,7 @@ def cmd_load(args: argparse.Namespace) -> int:
                 encoding=args.encoding,
                 max_rejected_share=args.max_rejected_share,
                 progress=None if args.quiet else _Progress(Path(path).name),
+                date_format=args.date_format,
             )
             if result.already_loaded:
                 print(
@@ -70,8 +82,13 @@ def cmd_load(args: argparse.Namespace) -> int:
                 continue
             print(
                 f"{result.file_name}: layout {result.layout}; {result.lines_read:,} lines read, "
-                f"{result.lines_loaded:,} loaded, {result.lines_rejected:,} rejected "
-                f"in {result.seconds:.1f} s (load {result.load_id})"
+                f"{result.lines_loaded:,} loaded, {result.lines_rejected:,} rejected"
+                + (
+                    f", {result.lines_skipped:,} skipped (already loaded from other files)"
+                    if result.lines_skipped
+                    else ""
+                )
+                + f" in {result.seconds:.1f} s (load {result.load_id})"
             )
             if result.lines_rejected:
                 print(
@@ -124,11 +141,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         started = time.monotonic()
         outcome = train(wh, store, wh.target.schema, config, promote=args.promote)
     saved = outcome.saved
-    print(f"Model selection ({saved.manifest['chosen']}):")
-    print(outcome.selection.to_string(index=False))
+    print("Why this k:")
+    for line in outcome.explanation:
+        print(f"  {line}")
+    print("\nBusiness checks of the Insiders:")
+    for check in outcome.checks:
+        print(f"  {check.to_text()}")
     print("\nSegment profiles:")
     print(outcome.profile.to_string(index=False))
-    print(f"\nSaved model version {saved.version} (sha256 {saved.model.sha256}) in {time.monotonic() - started:.1f} s")
+    for check in outcome.failed:
+        print(f"warning: the Insiders fail a business check: {check.to_text()}", file=sys.stderr)
+    if outcome.reused:
+        print(
+            f"\nThe same artifact is already stored as version {saved.version} (sha256 {saved.model.sha256}): "
+            "reused it, nothing new was written"
+        )
+    else:
+        print(
+            f"\nSaved model version {saved.version} (sha256 {saved.model.sha256}) in "
+            f"{time.monotonic() - started:.1f} s; the model card has the whole selection table"
+        )
     if outcome.promoted:
         from insiders.registry import pin_file
 
@@ -168,9 +200,12 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f" {mark} {version}  REFUSED: {exc}")
             continue
         data = manifest.get("training_data", {})
+        k = manifest.get("k") or manifest.get("config", {}).get("k") or "-"
+        insiders = manifest.get("insiders")
+        size = f"{insiders['customers']:,} ({insiders['share']:.1%})" if insiders else "-"
         print(
-            f" {mark} {version}  k={manifest.get('config', {}).get('k') or '-'}  customers={data.get('customers')}"
-            f"  sha256={manifest['artifact']['sha256'][:12]}"
+            f" {mark} {version}  k={k}  Insiders={size}  customers={data.get('customers')}"
+            f"  features={','.join(manifest.get('features', []))}  sha256={manifest['artifact']['sha256'][:12]}"
         )
     if pin:
         print(f"(* pinned: {pin.version})")
@@ -189,6 +224,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         frame, _ = read_features(wh, wh.target.schema)
     report = stability(frame, config, seeds=args.seeds, samples=args.samples)
     print(report.to_text())
+    shortcomings = report.shortcomings(config)
+    if shortcomings:
+        print("Verdict: the Insiders fall short of the bars (docs/model.md):")
+        for item in shortcomings:
+            print(f"  {item}")
+        return 1
+    print("Verdict: stable, and every business check passes")
     return 0
 
 
@@ -213,7 +255,6 @@ def cmd_score(args: argparse.Namespace) -> int:
                 wh,
                 loaded,
                 wh.target.schema,
-                allow_extra_columns=args.allow_extra_columns,
                 progress=None if args.quiet else _Progress("scored"),
             )
             print(
@@ -237,6 +278,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.source,
             train_if_unpinned=args.train_if_unpinned,
             dbt_vars=args.vars,
+            date_format=args.date_format,
             log=lambda line: print(line, flush=True),
             report=report,
         )
@@ -256,7 +298,7 @@ def cmd_answers(args: argparse.Namespace) -> int:
     from insiders.warehouse import connect
 
     with connect(args.target) as wh:
-        print(business_answers(wh))
+        print(business_answers(wh, currency=args.currency))
     return 0
 
 
@@ -266,7 +308,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from insiders.warehouse import connect
 
     with connect(args.target) as wh:
-        result = write_report(wh, Path(args.out), title=args.title or DEFAULT_TITLE)
+        result = write_report(wh, Path(args.out), title=args.title or DEFAULT_TITLE, currency=args.currency)
     print(
         f"Wrote {result.path} ({result.size_bytes / 1024:,.0f} KiB): {result.insiders:,} Insiders of "
         f"{result.customers:,} customers, model {result.model_version}, {result.charts} charts"
@@ -287,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     target_help = "profiles.yml target: local (DuckDB, default) or postgres"
+    date_format_help = (
+        "strptime format of InvoiceDate, e.g. '%%d/%%m/%%Y %%H:%%M' for day first (default: chosen from the "
+        "file; a file whose dates read both day first and month first is refused until this names one)"
+    )
 
     p = sub.add_parser("load", help="load raw invoice files (CSV, CSV.gz, Excel) into the raw tables")
     p.add_argument("files", nargs="+", metavar="FILE", help="raw file(s) in a supported layout")
@@ -299,11 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-rejected-share",
-        type=float,
+        type=_share,
         default=0.05,
         metavar="SHARE",
         help="refuse a file when more than this share of its lines cannot be read (default 0.05)",
     )
+    p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_load)
 
@@ -346,11 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="apply the pinned model and publish customer_segments")
     p.add_argument("--target", help=target_help)
     p.add_argument("--artifacts", help=artifacts_help)
-    p.add_argument(
-        "--allow-extra-columns",
-        action="store_true",
-        help="score even if customer_features gained columns since the model was trained",
-    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_score)
 
@@ -363,16 +405,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train and pin a model when none is pinned (quick start; production pins deliberately)",
     )
     p.add_argument("--vars", help="dbt --vars for both dbt steps, e.g. '{as_of_date: 2011-06-30}' (back-fill)")
+    p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
     p.set_defaults(func=cmd_run)
 
+    currency_help = "currency of the amounts, an ISO 4217 code (default: $INSIDERS_CURRENCY or GBP)"
     p = sub.add_parser("answers", help="print the answers to the business questions (latest run)")
     p.add_argument("--target", help=target_help)
+    p.add_argument("--currency", help=currency_help)
     p.set_defaults(func=cmd_answers)
 
     p = sub.add_parser("report", help="write a self-contained HTML report of the latest run")
     p.add_argument("--target", help=target_help)
     p.add_argument("--out", default="report.html", help="output file (default report.html)")
     p.add_argument("--title", help="report title")
+    p.add_argument("--currency", help=currency_help)
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -38,7 +38,15 @@ class Layout:
 
 
 # Formats are strptime patterns. pandas parses M/D/YYYY without zero padding with %m/%d/%Y.
-_ONLINE_RETAIL_DATES = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
+# A day-first variant is a candidate too: a UK-locale export writes 01/12/2010 for 1 December. When both read
+# every date of a file, the loader refuses it and asks for --date-format.
+_ONLINE_RETAIL_DATES = (
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%d/%m/%Y %H:%M",
+)
 _REDATED_DATES = ("%d-%b-%y", "%d-%b-%Y", "%d-%b-%y %H:%M")
 _ONLINE_RETAIL_II_DATES = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M")
 

@@ -37,7 +37,9 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.validation import check_array, check_is_fitted
 from threadpoolctl import threadpool_limits
 
-DEFAULT_FEATURES = ("gross_revenue", "recency_days", "qty_products", "frequency", "qty_returns")
+#: spend, how long since the last purchase, how many orders, and the share of units sent back (docs/model.md
+#: compares this set with the study's ``gross_revenue, recency_days, qty_products, frequency, qty_returns``)
+DEFAULT_FEATURES = ("gross_revenue", "recency_days", "frequency", "return_rate")
 TARGET = "gross_revenue"
 ID_COLUMN = "customer_id"
 INSIDERS_NAME = "Insiders"
@@ -82,20 +84,36 @@ class ModelConfig:
     n_estimators: int = 300
     max_depth: int | None = None
     #: a share of the training customers (float < 1) or a count (int); large leaves make a smooth embedding
-    min_samples_leaf: float | int = 0.01
-    #: share of the input features tried at each split (0.25 of 4 inputs: one feature drawn at random per split)
+    min_samples_leaf: float | int = 0.005
+    #: share of the input features tried at each split (one feature drawn at random per split with 3 or 4 inputs)
     max_features: float = 0.25
-    # reducer and clustering
-    n_components: int = 4
+    #: keep each customer's own (scaled) target in the embedding instead of its leaves' average target: the
+    #: forest smooths the behaviour features, and what the programme rewards (spend) is the customer's own
+    keep_target: bool = True
+    # reducer and clustering; n_components None = as many components as features (a rotation, nothing dropped)
+    n_components: int | None = None
     n_init: int = 50
     # model selection (see select_model)
     selection_seeds: int = 3
     selection_samples: int = 3
     sample_fraction: float = 0.8
-    max_insiders_share: float = 0.20
-    min_insiders_revenue_share: float = 0.40
-    min_median_jaccard: float = 0.90
-    min_jaccard: float = 0.80
+    # what makes Insiders useful: a minority of customers (min..max share) bringing a large share of revenue
+    min_insiders_share: float = 0.05
+    max_insiders_share: float = 0.16
+    min_insiders_revenue_share: float = 0.50
+    # what makes Insiders defensible (business_checks): the top spenders who bought recently are all in ...
+    top_spender_share: float = 0.01
+    top_recent_days: int = 30
+    # ... nobody is in who stopped buying long ago or spent less than the median customer ...
+    max_insider_recency_days: int = 90
+    max_below_median_share: float = 0.01
+    # ... and returning goods does not decide membership: the share of Insiders without returns stays within this
+    # distance of that share among as many top spenders
+    max_no_returns_gap: float = 0.10
+    # what makes Insiders stable: Jaccard of the Insiders of models with other seeds and on 80 % samples
+    min_median_jaccard: float = 0.95
+    min_seed_jaccard: float = 0.93
+    min_jaccard: float = 0.90
     #: the elbow: one more cluster must remove at least this share of the remaining within-cluster sum of squares
     min_variance_drop: float = 0.25
     #: silhouette is computed on at most this many customers (a fixed-seed sample above it)
@@ -121,7 +139,7 @@ class ModelConfig:
             problems.append(f"k must be at least 2, got {self.k}")
         if self.k is None and (not self.candidate_ks or min(self.candidate_ks) < 2):
             problems.append(f"candidate_ks must be non-empty and each at least 2, got {self.candidate_ks}")
-        if not 1 <= self.n_components <= len(features):
+        if self.n_components is not None and not 1 <= self.n_components <= len(features):
             problems.append(f"n_components must be between 1 and the number of features, got {self.n_components}")
         if not 0 < self.sample_fraction < 1:
             problems.append(f"sample_fraction must be between 0 and 1, got {self.sample_fraction}")
@@ -129,6 +147,11 @@ class ModelConfig:
             problems.append("n_estimators and n_init must be positive")
         if problems:
             raise ValueError("invalid model configuration: " + "; ".join(problems))
+
+    @property
+    def components(self) -> int:
+        """Number of PCA components: ``n_components`` or, when unset, one per feature."""
+        return self.n_components if self.n_components is not None else len(self.features)
 
     @property
     def ks(self) -> tuple[int, ...]:
@@ -241,7 +264,10 @@ class ForestLeafEmbedding(TransformerMixin, BaseEstimator):
     columns. Each leaf of each tree stores the mean of *all* input columns over the training rows that reach it.
     ``transform`` passes rows down every tree and averages the centroids of the leaves reached. The result has the
     input's columns, smoothed over the customers that the forest finds alike for predicting revenue (the forest
-    proximity); large leaves make it smooth, many trees make it independent of the seed. Row-independent.
+    proximity); large leaves make it smooth, many trees make it independent of the seed. With ``keep_target`` the
+    target column of the result is the row's own value rather than its leaves' average: the forest never sees the
+    target among its inputs, so without it a big spender with an ordinary order pattern would be described by the
+    spend of ordinary customers. Row-independent.
     """
 
     def __init__(
@@ -254,6 +280,7 @@ class ForestLeafEmbedding(TransformerMixin, BaseEstimator):
         random_state: int | None = None,
         n_jobs: int | None = None,
         batch_size: int = 20_000,
+        keep_target: bool = False,
     ):
         self.target_index = target_index
         self.n_estimators = n_estimators
@@ -263,6 +290,7 @@ class ForestLeafEmbedding(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.batch_size = batch_size
+        self.keep_target = keep_target
 
     def _inputs(self, X: np.ndarray) -> np.ndarray:
         return np.delete(X, self.target_index, axis=1)
@@ -310,6 +338,9 @@ class ForestLeafEmbedding(TransformerMixin, BaseEstimator):
             for t in range(nodes.shape[1]):
                 acc += self.centroids_[nodes[:, t]]
             out[start : start + part.shape[0]] = acc / nodes.shape[1]
+        # Artifacts pickled before keep_target existed have no such attribute: they keep their behaviour.
+        if getattr(self, "keep_target", False):
+            out[:, self.target_index] = X[:, self.target_index]
         return out
 
 
@@ -327,9 +358,10 @@ def _embedding_steps(config: ModelConfig, seed: int) -> list[tuple[str, object]]
                 max_features=config.max_features,
                 random_state=seed,
                 n_jobs=config.n_jobs,
+                keep_target=config.keep_target,
             ),
         ),
-        ("reduce", PCA(n_components=config.n_components, svd_solver="full", random_state=seed)),
+        ("reduce", PCA(n_components=config.components, svd_solver="full", random_state=seed)),
     ]
 
 
@@ -366,6 +398,121 @@ def _fit_embedding(X: np.ndarray, config: ModelConfig, seed: int, rows: np.ndarr
     head = Pipeline(_embedding_steps(config, seed))
     head.fit(X[rows])
     return _Embedding(steps=list(head.steps), train_rows=rows, Z=head.transform(X))
+
+
+# ------------------------------------------------------------------------------------------------ business checks
+
+
+@dataclass(frozen=True)
+class BusinessCheck:
+    """One question a marketing director asks of the Insiders list, with the measured answer."""
+
+    name: str
+    passed: bool | None  # None: not measurable on this table (a column is missing)
+    value: str
+    rule: str
+
+    def to_text(self) -> str:
+        mark = {True: "pass", False: "FAIL", None: "n/a "}[self.passed]
+        return f"[{mark}] {self.rule}: {self.value}"
+
+
+def _top_mask(revenue: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` customers with the highest revenue (ties broken by position, i.e. by customer id)."""
+    order = np.argsort(-revenue, kind="stable")
+    mask = np.zeros(len(revenue), dtype=bool)
+    mask[order[:count]] = True
+    return mask
+
+
+def business_checks(features: pd.DataFrame, insiders: np.ndarray, config: ModelConfig) -> list[BusinessCheck]:
+    """The checks that make an Insiders list useful and defensible (docs/model.md, "What a defensible list is").
+
+    ``features`` is the customer table (every customer, any columns; ``recency_days`` and ``qty_returns`` are used
+    when present, whether or not they are model features); ``insiders`` a boolean mask over its rows.
+    """
+    insiders = np.asarray(insiders, dtype=bool)
+    n, members = len(features), int(insiders.sum())
+    revenue = features[TARGET].to_numpy(dtype=float)
+    total = float(revenue.sum())
+    share = members / n if n else 0.0
+    revenue_share = float(revenue[insiders].sum() / total) if total else 0.0
+    checks = [
+        BusinessCheck(
+            "insiders_share",
+            config.min_insiders_share <= share <= config.max_insiders_share,
+            f"{members:,} customers, {share:.1%}",
+            f"Insiders are {config.min_insiders_share:.0%}-{config.max_insiders_share:.0%} of customers",
+        ),
+        BusinessCheck(
+            "revenue_share",
+            revenue_share >= config.min_insiders_revenue_share,
+            f"{revenue_share:.1%}",
+            f"Insiders bring at least {config.min_insiders_revenue_share:.0%} of gross revenue",
+        ),
+    ]
+    recency = features["recency_days"].to_numpy(dtype=float) if "recency_days" in features else None
+    top = _top_mask(revenue, int(np.ceil(config.top_spender_share * n)))
+    if recency is not None:
+        wanted = top & (recency <= config.top_recent_days)
+        missed = features.loc[wanted & ~insiders, ID_COLUMN].tolist()
+        shown = ", ".join(str(int(c)) for c in missed[:5]) + (" ..." if len(missed) > 5 else "")
+        checks.append(
+            BusinessCheck(
+                "top_recent_spenders_in",
+                not missed,
+                f"{int(wanted.sum()) - len(missed)} of {int(wanted.sum())} are Insiders"
+                + (f" (missing: {shown})" if missed else ""),
+                f"every customer in the top {config.top_spender_share:.0%} by revenue who bought within "
+                f"{config.top_recent_days} days is an Insider",
+            )
+        )
+    else:
+        checks.append(BusinessCheck("top_recent_spenders_in", None, "no recency_days column", "top recent spenders"))
+    median = float(np.median(revenue)) if n else 0.0
+    below = float(np.mean(revenue[insiders] < median)) if members else 0.0
+    checks.append(
+        BusinessCheck(
+            "few_low_spenders",
+            below <= config.max_below_median_share,
+            f"{int(np.sum(revenue[insiders] < median))} Insiders ({below:.1%}) spent less than the median "
+            f"customer ({median:,.2f})",
+            f"at most {config.max_below_median_share:.0%} of Insiders spent less than the median customer",
+        )
+    )
+    if recency is not None:
+        oldest = float(recency[insiders].max()) if members else 0.0
+        checks.append(
+            BusinessCheck(
+                "all_recent",
+                oldest <= config.max_insider_recency_days,
+                f"the longest an Insider has not bought is {oldest:,.0f} days",
+                f"no Insider's last purchase is more than {config.max_insider_recency_days} days old",
+            )
+        )
+    else:
+        checks.append(BusinessCheck("all_recent", None, "no recency_days column", "recent Insiders"))
+    if "qty_returns" in features and members:
+        no_returns = features["qty_returns"].to_numpy(dtype=float) == 0
+        ins_share = float(no_returns[insiders].mean())
+        top_share = float(no_returns[_top_mask(revenue, members)].mean())
+        checks.append(
+            BusinessCheck(
+                "returns_do_not_gate",
+                abs(ins_share - top_share) <= config.max_no_returns_gap,
+                f"{ins_share:.1%} of Insiders never returned goods, against {top_share:.1%} of the "
+                f"{members:,} top spenders",
+                f"the share of Insiders without returns is within {config.max_no_returns_gap:.2f} of that share "
+                "among as many top spenders",
+            )
+        )
+    else:
+        checks.append(BusinessCheck("returns_do_not_gate", None, "no qty_returns column", "returns do not gate"))
+    return checks
+
+
+def failed_checks(checks: Sequence[BusinessCheck]) -> list[BusinessCheck]:
+    return [c for c in checks if c.passed is False]
 
 
 # ------------------------------------------------------------------------------------------------ ranks and names
@@ -410,13 +557,17 @@ def _mask_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else np.count_nonzero(a & b) / union
 
 
+def _returns_column(features: Sequence[str]) -> str | None:
+    return next((c for c in ("return_rate", "qty_returns") if c in features), None)
+
+
 def _segment_name(seg: pd.DataFrame, population: pd.DataFrame, features: Sequence[str]) -> str:
     """A marketer's name for a non-Insiders segment, from its medians relative to the whole population.
 
     Spend: high >= 2x the population median revenue, low < 0.75x, else mid. Recency (when it is a feature): recent
-    <= the population median, lapsed >= 2x it, else cooling. One-off (when frequency is a feature): the segment's
-    median frequency is >= 1, i.e. most of its customers bought on a single day. Heavy returners (when qty_returns
-    is a feature): the segment's median units returned reach the population's 90th percentile.
+    <= the population median, lapsed >= 2x it, else cooling. One-off: most of the segment bought once (median
+    ``qty_invoices`` of 1, or median ``frequency`` >= 1 when only that is a feature). Heavy returners (when
+    ``return_rate`` or ``qty_returns`` is a feature): the segment's median reaches the population's 90th percentile.
     """
     spend_ratio = seg[TARGET].median() / max(population[TARGET].median(), 1e-9)
     spend = "high" if spend_ratio >= 2 else "low" if spend_ratio < 0.75 else "mid"
@@ -425,11 +576,15 @@ def _segment_name(seg: pd.DataFrame, population: pd.DataFrame, features: Sequenc
         median_recency = max(population["recency_days"].median(), 1.0)
         r = seg["recency_days"].median()
         recency = "recent" if r <= median_recency else "lapsed" if r >= 2 * median_recency else "cooling"
-    if "qty_returns" in features:
-        high_returns = population["qty_returns"].quantile(0.9)
-        if high_returns > 0 and seg["qty_returns"].median() >= high_returns:
-            return "Heavy returners"
-    one_off = "frequency" in features and seg["frequency"].median() >= 1 and spend != "high"
+    if "qty_invoices" in features:
+        one_off = seg["qty_invoices"].median() <= 1 and spend != "high"
+    else:
+        one_off = "frequency" in features and seg["frequency"].median() >= 1 and spend != "high"
+    returns = _returns_column(features)
+    if returns:
+        high_returns = population[returns].quantile(0.9)
+        if high_returns > 0 and seg[returns].median() >= high_returns:
+            return "One-off returners" if one_off else "Heavy returners"
     if one_off:
         return {"recent": "New one-off buyers", "cooling": "One-off buyers", "lapsed": "Lapsed one-off buyers"}.get(
             recency, "One-off buyers"
@@ -451,23 +606,78 @@ def _segment_name(seg: pd.DataFrame, population: pd.DataFrame, features: Sequenc
     return names[(spend, recency)]
 
 
+#: words for the trait that tells two segments of the same name apart: (lower median, higher median)
+_TRAIT_WORDS = {
+    "gross_revenue": ("lower spend", "higher spend"),
+    "recency_days": ("more recent", "less recent"),
+    "qty_invoices": ("fewer orders", "more orders"),
+    "qty_products": ("fewer lines", "more lines"),
+    "qty_items": ("fewer units", "more units"),
+    "frequency": ("spread-out orders", "orders close together"),
+    "qty_returns": ("few returns", "more returns"),
+    "return_rate": ("few returns", "more returns"),
+    "avg_ticket": ("smaller lines", "larger lines"),
+    "avg_basket_size": ("smaller baskets", "larger baskets"),
+    "avg_unique_basket_size": ("narrower baskets", "wider baskets"),
+}
+
+
+def _trait_words(feature: str) -> tuple[str, str]:
+    return _TRAIT_WORDS.get(feature, (f"lower {feature}", f"higher {feature}"))
+
+
+def _separate(
+    groups: list[tuple[int, pd.DataFrame]], population: pd.DataFrame, features: Sequence[str]
+) -> dict[int, str]:
+    """Qualifiers that tell segments of one name apart: the feature whose (log-scaled, standardised) medians differ
+    most between them, worded low/high; with more than two, the middle ones are told apart the same way."""
+    if len(groups) < 2:
+        return {rank: "" for rank, _ in groups}
+    scale = {f: float(np.std(signed_log1p(population[f]))) or 1.0 for f in features}
+    medians = {
+        f: [float(np.median(signed_log1p(seg[f]))) / scale[f] if len(seg) else 0.0 for _, seg in groups]
+        for f in features
+    }
+    best = max(features, key=lambda f: (max(medians[f]) - min(medians[f]), -features.index(f)))
+    order = sorted(range(len(groups)), key=lambda i: (medians[best][i], groups[i][0]))
+    low, high = _trait_words(best)
+    out = {groups[order[0]][0]: low, groups[order[-1]][0]: high}
+    middle = [groups[i] for i in order[1:-1]]
+    if len(middle) == 1:
+        out[middle[0][0]] = f"middle {best.replace('_', ' ')}"
+    elif middle:
+        for rank, word in _separate(middle, population, [f for f in features if f != best] or features).items():
+            out[rank] = f"middle {best.replace('_', ' ')}, {word}"
+    return out
+
+
 def _name_segments(
     features: pd.DataFrame, labels: np.ndarray, ranks: np.ndarray, feature_names: Sequence[str]
 ) -> dict[int, str]:
-    """Unique name per rank; rank 1 is Insiders; a repeated name gets its rank appended."""
+    """Unique name per rank; rank 1 is Insiders; segments that would share a name are told apart by the trait
+    that separates them most (e.g. "Promising, more orders" / "Promising, fewer orders")."""
     names: dict[int, str] = {}
+    members: dict[int, pd.DataFrame] = {}
     for cluster, rank in enumerate(ranks):
-        if rank == 1:
-            names[rank] = INSIDERS_NAME
-            continue
         seg = features.loc[labels == cluster]
-        names[rank] = _segment_name(seg, features, feature_names) if len(seg) else "Empty segment"
+        members[int(rank)] = seg
+        if rank == 1:
+            names[int(rank)] = INSIDERS_NAME
+            continue
+        names[int(rank)] = _segment_name(seg, features, feature_names) if len(seg) else "Empty segment"
+    for name in sorted(set(names.values())):
+        same = sorted(r for r, n in names.items() if n == name)
+        if len(same) < 2 or name == INSIDERS_NAME:
+            continue
+        words = _separate([(r, members[r]) for r in same], features, list(feature_names))
+        for rank in same:
+            names[rank] = f"{name}, {words[rank]}"
+    # Still equal (identical medians on every feature, or empty segments): say which is bigger by revenue rank.
     seen: dict[str, int] = {}
     for rank in sorted(names):
-        name = names[rank]
-        if name in seen:
-            names[rank] = f"{name} (rank {rank})"
-        seen.setdefault(name, rank)
+        if names[rank] in seen:
+            names[rank] = f"{names[rank]}, {'next' if rank == seen[names[rank]] + 1 else 'smaller'} by spend"
+        seen.setdefault(names[rank], rank)
     return names
 
 
@@ -512,7 +722,7 @@ class SegmentModel:
         self.validate(features)
         X = _matrix(features, self.features)
         if len(X) == 0:
-            return np.empty((0, self.config.n_components))
+            return np.empty((0, self.config.components))
         return self.pipeline[:-1].transform(X)
 
     @_single_threaded
@@ -682,6 +892,8 @@ def _selection(features: pd.DataFrame, config: ModelConfig) -> tuple[int, pd.Dat
         ]
         base_labels, base_mask = labels_per_run[0], masks[0]
         noise = float(np.mean(base_labels < 0))
+        checks = {c.name: c for c in business_checks(features, base_mask, config)}
+        failed = [name for name, c in checks.items() if c.passed is False]
         aris = [float(adjusted_rand_score(base_labels, other)) for other in labels_per_run[1:]]
         return {
             "method": method,
@@ -701,6 +913,9 @@ def _selection(features: pd.DataFrame, config: ModelConfig) -> tuple[int, pd.Dat
             "partition_ari_median": float(np.median(aris)) if aris else np.nan,
             "partition_ari_min": float(np.min(aris)) if aris else np.nan,
             "noise_share": noise if method == "dbscan" else np.nan,
+            "useful": checks["insiders_share"].passed and checks["revenue_share"].passed,
+            "defensible": not [f for f in failed if f not in ("insiders_share", "revenue_share")],
+            "failed_checks": ", ".join(failed),
         }
 
     ks = [k for k in config.ks if k <= n]
@@ -738,15 +953,17 @@ def _selection(features: pd.DataFrame, config: ModelConfig) -> tuple[int, pd.Dat
     return chosen, table, runs
 
 
-def _eligible(table: pd.DataFrame, config: ModelConfig) -> pd.Series:
-    useful = (table["insiders_share"] <= config.max_insiders_share) & (
-        table["insiders_revenue_share"] >= config.min_insiders_revenue_share
-    )
+def _stable(table: pd.DataFrame, config: ModelConfig) -> pd.Series:
     stable = pd.Series(True, index=table.index)
-    for kind in ("seeds", "samples"):
+    for kind, floor in (("seeds", config.min_seed_jaccard), ("samples", config.min_jaccard)):
         med, low = table[f"jaccard_{kind}_median"], table[f"jaccard_{kind}_min"]
-        stable &= (med.isna() | (med >= config.min_median_jaccard)) & (low.isna() | (low >= config.min_jaccard))
-    return useful & stable
+        stable &= (med.isna() | (med >= config.min_median_jaccard)) & (low.isna() | (low >= floor))
+    return stable
+
+
+def _eligible(table: pd.DataFrame, config: ModelConfig) -> pd.Series:
+    """Useful (share and revenue share), defensible (every business check) and stable Insiders."""
+    return table["useful"].astype(bool) & table["defensible"].astype(bool) & _stable(table, config)
 
 
 def _elbow(within: Mapping[int, float], ks: Sequence[int], min_drop: float) -> int:
@@ -761,26 +978,109 @@ def _elbow(within: Mapping[int, float], ks: Sequence[int], min_drop: float) -> i
 def _choose_k(table: pd.DataFrame, config: ModelConfig, elbow: int) -> int:
     """The selection rule (docs/model.md).
 
-    Eligible: Insiders share <= max_insiders_share, revenue share >= min_insiders_revenue_share, and both Jaccard
-    medians >= min_median_jaccard and both minimums >= min_jaccard. Choose the smallest eligible k at or above the
-    elbow; else the largest eligible k below it; without an eligible k, the most stable k among those with useful
-    Insiders; failing that, the most stable k.
+    Eligible: Insiders share within [min_insiders_share, max_insiders_share], revenue share >=
+    min_insiders_revenue_share, every business check passed, both Jaccard medians >= min_median_jaccard, the seeds'
+    minimum >= min_seed_jaccard and the samples' minimum >= min_jaccard. Choose the smallest eligible k at or above
+    the elbow; else the largest eligible k below it. Without an eligible k, the same rule among the k whose Insiders
+    pass every check but the two size checks and are stable (planted or small data sets whose best customers are
+    fewer or bring less); else the most stable k among the defensible ones, else among the useful ones, else among
+    all (ties: the smaller k).
     """
+    return _choice(table, config, elbow)[0]
+
+
+def _choice(table: pd.DataFrame, config: ModelConfig, elbow: int) -> tuple[int, str]:
+    """``(k, why)``: the rule of :func:`_choose_k` and the sentence saying which branch of it decided."""
     if config.k is not None:
-        return config.k
+        return config.k, f"k = {config.k} was set by the user (no choice was made)."
     t = table.assign(
         eligible=_eligible(table, config),
-        useful=(table["insiders_share"] <= config.max_insiders_share)
-        & (table["insiders_revenue_share"] >= config.min_insiders_revenue_share),
+        stable=_stable(table, config),
         worst_jaccard=table[["jaccard_seeds_min", "jaccard_samples_min"]].min(axis=1, skipna=True).fillna(1.0),
     )
-    eligible = t[t["eligible"]]
-    if (eligible["k"] >= elbow).any():
-        return int(eligible.loc[eligible["k"] >= elbow, "k"].min())
-    if len(eligible):
-        return int(eligible["k"].max())
-    pool = t[t["useful"]] if t["useful"].any() else t
-    return int(pool.sort_values(["worst_jaccard", "k"], ascending=[False, True])["k"].iloc[0])
+    pools = (
+        (t[t["eligible"]], "eligible k"),
+        (t[t["defensible"] & t["stable"]], "k whose Insiders pass every check but the two size checks and are stable"),
+    )
+    for i, (pool, what) in enumerate(pools):
+        lead = "" if i == 0 else "No k is eligible, so the rule looks among the " + what + ": "
+        which = what if i == 0 else "of them"
+        if (pool["k"] >= elbow).any():
+            k = int(pool.loc[pool["k"] >= elbow, "k"].min())
+            return (
+                k,
+                f"{lead}k = {k} is the smallest {which} at or above the elbow (k = {elbow}).",
+            )
+        if len(pool):
+            k = int(pool["k"].max())
+            return (
+                k,
+                f"{lead}k = {k} is the largest {which}, all below the elbow (k = {elbow}).",
+            )
+    for pool, what in ((t[t["defensible"]], "defensible"), (t[t["useful"]], "useful"), (t, "candidate")):
+        if len(pool):
+            k = int(pool.sort_values(["worst_jaccard", "k"], ascending=[False, True])["k"].iloc[0])
+            return k, f"No k is eligible or stable and defensible: k = {k} is the most stable {what} k."
+    raise AssertionError("unreachable: the table has at least one row")
+
+
+def explain_choice(table: pd.DataFrame, config: ModelConfig, chosen: int) -> list[str]:
+    """Sentences saying why ``chosen`` was picked, with the thresholds and how each candidate k fared."""
+    km = table[table["method"] == "kmeans"]
+    elbow = km.loc[km["elbow"], "k"]
+    k, why = _choice(km, config, int(elbow.iloc[0]) if len(elbow) else chosen)
+    lines = [why if k == chosen else f"k = {chosen}."]
+    if config.k is None:
+        lines.append(
+            f"Candidates: k = {', '.join(str(int(k)) for k in km['k'])}. The rule: the smallest eligible k at or above "
+            "the elbow (where one more segment stops removing a quarter of the remaining spread), else the largest "
+            "eligible k below it."
+        )
+    lines.append(
+        f"A k is eligible when its Insiders are {config.min_insiders_share:.0%}-{config.max_insiders_share:.0%} of "
+        f"customers and bring at least {config.min_insiders_revenue_share:.0%} of revenue; when every customer in "
+        f"the top {config.top_spender_share:.0%} by revenue who bought within {config.top_recent_days} days is in, "
+        f"at most {config.max_below_median_share:.0%} of them spent less than the median customer, none has been "
+        f"away more than {config.max_insider_recency_days} days, and the share without returns is within "
+        f"{config.max_no_returns_gap:.2f} of that of as many top spenders; and when the Insiders Jaccard across "
+        f"seeds and across 80 % samples has medians of at least {config.min_median_jaccard:.2f} and minimums of at "
+        f"least {config.min_seed_jaccard:.2f} (seeds) and {config.min_jaccard:.2f} (samples)."
+    )
+    for row in km.itertuples(index=False):
+        stable = _stable(pd.DataFrame([row._asdict()]), config).iloc[0]
+        reasons = [r for r in str(row.failed_checks).split(", ") if r]
+        if not stable:
+            reasons.append("unstable")
+        verdict = "eligible" if not reasons else "not eligible: " + ", ".join(_REASON_TEXT.get(r, r) for r in reasons)
+        lines.append(
+            f"- k = {int(row.k)}{' (chosen)' if int(row.k) == chosen else ''}: {row.insiders_customers:,} Insiders "
+            f"({row.insiders_share:.1%}), {row.insiders_revenue_share:.1%} of revenue, Jaccard seeds "
+            f"{row.jaccard_seeds_median:.3f}/{row.jaccard_seeds_min:.3f}, samples "
+            f"{row.jaccard_samples_median:.3f}/{row.jaccard_samples_min:.3f}; {verdict}."
+        )
+    chosen_row = km[km["k"] == chosen]
+    if len(chosen_row) and not bool(_eligible(chosen_row, config).iloc[0]):
+        lines.append(
+            f"Warning: the Insiders of k = {chosen} fail "
+            + (str(chosen_row["failed_checks"].iloc[0]) or "the stability bar")
+            + "; no candidate passed every check, so the rule fell back as docs/model.md describes."
+            if config.k is None
+            else f"Warning: the Insiders of the forced k = {chosen} fail: "
+            + (str(chosen_row["failed_checks"].iloc[0]) or "the stability bar")
+            + "."
+        )
+    return lines
+
+
+_REASON_TEXT = {
+    "insiders_share": "Insiders share out of range",
+    "revenue_share": "too little revenue",
+    "top_recent_spenders_in": "misses recent top spenders",
+    "few_low_spenders": "includes low spenders",
+    "all_recent": "includes lapsed customers",
+    "returns_do_not_gate": "returns decide membership",
+    "unstable": "unstable",
+}
 
 
 @_single_threaded
@@ -811,6 +1111,14 @@ class TrainResult:
     profile: pd.DataFrame
     chosen_k: int
     seconds: float
+    #: the business checks of the trained model's Insiders, on the training customers
+    checks: list[BusinessCheck] = field(default_factory=list)
+    #: why this k, in sentences (model card and ``insiders train``)
+    explanation: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[BusinessCheck]:
+        return failed_checks(self.checks)
 
 
 def _canonical(features: pd.DataFrame) -> pd.DataFrame:
@@ -878,8 +1186,15 @@ def train(features: pd.DataFrame, config: ModelConfig | None = None) -> TrainRes
     chosen, table, runs = _selection(features, config)
     model, _ = _build_model(features, config, chosen, config.seed, emb=runs[0].emb)
     profile = model.profile(features)
+    checks = business_checks(features, model.predict(features)["is_insider"].to_numpy(), config)
     return TrainResult(
-        model=model, selection=table, profile=profile, chosen_k=chosen, seconds=time.perf_counter() - started
+        model=model,
+        selection=table,
+        profile=profile,
+        chosen_k=chosen,
+        seconds=time.perf_counter() - started,
+        checks=checks,
+        explanation=explain_choice(table, config, chosen),
     )
 
 
@@ -900,6 +1215,8 @@ class StabilityReport:
     seed_pairs: list[tuple[int, int, float]] = field(default_factory=list)
     sample_runs: list[tuple[int, int, float]] = field(default_factory=list)  # (sample number, insiders, jaccard)
     seconds: float = 0.0
+    #: the business checks of the full model's Insiders
+    checks: list[BusinessCheck] = field(default_factory=list)
 
     @property
     def seed_jaccards(self) -> list[float]:
@@ -926,6 +1243,22 @@ class StabilityReport:
             for kind in ("seeds", "samples")
         )
 
+    def shortcomings(self, config: ModelConfig) -> list[str]:
+        """What falls short of the configuration's bars: stability figures and failed business checks."""
+        s = self.summary()
+        bars = [
+            ("seeds", "median", config.min_median_jaccard),
+            ("seeds", "min", config.min_seed_jaccard),
+            ("samples", "median", config.min_median_jaccard),
+            ("samples", "min", config.min_jaccard),
+        ]
+        out = [
+            f"Jaccard {kind} {stat} {s[f'jaccard_{kind}_{stat}']:.3f} < {bar:.2f}"
+            for kind, stat, bar in bars
+            if s[f"jaccard_{kind}_{stat}"] < bar
+        ]
+        return out + [c.to_text() for c in failed_checks(self.checks)]
+
     def to_frame(self) -> pd.DataFrame:
         """One row per comparison: kind (seeds/sample), what was compared, Jaccard of the Insiders sets."""
         rows = [
@@ -949,6 +1282,8 @@ class StabilityReport:
                 f"min {s['jaccard_seeds_min']:.3f}",
                 f"  Jaccard full model vs models trained on samples ({len(self.sample_runs)}): "
                 f"median {s['jaccard_samples_median']:.3f}, min {s['jaccard_samples_min']:.3f}",
+                *(["Business checks of the Insiders:"] if self.checks else []),
+                *(f"  {c.to_text()}" for c in self.checks),
             ]
         )
 
@@ -1003,17 +1338,21 @@ def stability(
         seed_pairs=seed_pairs,
         sample_runs=sample_runs,
         seconds=time.perf_counter() - started,
+        checks=business_checks(features, insiders, config),
     )
 
 
 __all__ = [
     "DEFAULT_FEATURES",
+    "BusinessCheck",
     "ForestLeafEmbedding",
     "ModelConfig",
     "SegmentModel",
     "StabilityReport",
     "TrainResult",
     "build_pipeline",
+    "business_checks",
+    "explain_choice",
     "jaccard",
     "select_model",
     "signed_log1p",

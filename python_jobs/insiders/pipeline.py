@@ -346,6 +346,7 @@ def run(
     source: str | None,
     train_if_unpinned: bool = False,
     dbt_vars: str | None = None,
+    date_format: str | None = None,
     log: Callable[[str], None] = print,
     report: RunReport | None = None,
 ) -> RunReport:
@@ -378,7 +379,7 @@ def run(
                     return f"no raw files in {source}"
                 with connect(target) as wh:
                     for path in files:
-                        result = load_file(wh, path, schema=raw)
+                        result = load_file(wh, path, schema=raw, date_format=date_format)
                         if result.already_loaded:
                             skipped += 1
                             log(f"    {path.name}: already loaded")
@@ -387,7 +388,8 @@ def run(
                             lines += result.lines_loaded
                             log(
                                 f"    {path.name}: {result.lines_loaded:,} lines loaded, "
-                                f"{result.lines_rejected:,} rejected"
+                                f"{result.lines_rejected:,} rejected, {result.lines_skipped:,} skipped (already "
+                                "loaded from other files)"
                             )
             return f"{loaded} file(s) loaded ({lines:,} lines), {skipped} already loaded"
 

@@ -31,7 +31,12 @@ LOAD_LOG_COLUMNS: tuple[str, ...] = (
     "lines_loaded",
     "lines_rejected",
     "loaded_at",
+    "lines_skipped",
 )
+
+
+# Columns added to an existing table since it was first created: (table, column, definition).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("load_log", "lines_skipped", "bigint default 0"),)
 
 
 def ddl(schema: str) -> list[str]:
@@ -47,7 +52,8 @@ def ddl(schema: str) -> list[str]:
             lines_read bigint not null,
             lines_loaded bigint not null,
             lines_rejected bigint not null,
-            loaded_at timestamp not null
+            loaded_at timestamp not null,
+            lines_skipped bigint not null default 0
         )""",
         f"""
         create table if not exists {schema}.transactions (

@@ -4,7 +4,11 @@ The file needs nothing but a browser to read: inline CSS, charts drawn here as i
 image fetched from anywhere. Sections:
 
 * the answers to questions 1 to 5 in plain words (how many Insiders, what sets them apart, their share of
-  revenue, where the list is, who entered and left);
+  revenue, where the list is, who entered and left). A trait sets them apart when their mean is at least
+  :data:`DISTINCT_MARGIN` (25 %) above or below everyone's; how often they buy is said in invoices per month and
+  days between purchases, not in the study's invoices per day. Amounts carry their currency (GBP unless
+  ``--currency`` or ``INSIDERS_CURRENCY`` says otherwise). Features added to customer_features after this
+  module was written are shown under their column name;
 * segment sizes and revenue share (bar charts) and the profile table;
 * the customers in the model's clustering space, coloured by segment (a deterministic sample);
 * monthly revenue by segment (stacked bars);
@@ -21,6 +25,7 @@ import decimal
 import html
 import math
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -95,9 +100,32 @@ def fmt_pct(value: Any) -> str:
     return "–" if _missing(value) else f"{float(value):.1%}"
 
 
-def fmt_money(value: Any) -> str:
-    """An amount of revenue: ``9,462.77``."""
-    return "–" if _missing(value) else f"{float(value):,.2f}"
+#: The currency of the amounts when neither ``--currency`` nor ``INSIDERS_CURRENCY`` says otherwise: that of the
+#: Online Retail data set.
+DEFAULT_CURRENCY = "GBP"
+#: Symbols written before an amount; any other ISO 4217 code is written as a prefix (``CHF 9,462.77``). The dbt
+#: model dim_segments writes the same (macro money_prefix).
+CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
+
+
+def resolve_currency(currency: str | None = None) -> str:
+    """The currency of the amounts: ``currency``, else ``$INSIDERS_CURRENCY``, else GBP; an ISO 4217 code."""
+    value = (currency or os.environ.get("INSIDERS_CURRENCY") or DEFAULT_CURRENCY).strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise InsidersError(
+            f"the currency must be a three-letter ISO 4217 code such as GBP, EUR or USD (--currency or "
+            f"INSIDERS_CURRENCY), got {currency or os.environ.get('INSIDERS_CURRENCY')!r}"
+        )
+    return value
+
+
+def fmt_money(value: Any, currency: str = DEFAULT_CURRENCY) -> str:
+    """An amount of revenue with its currency: ``£9,462.77``, ``-£12.50``, ``CHF 9,462.77``."""
+    if _missing(value):
+        return "–"
+    amount = float(value)
+    prefix = CURRENCY_SYMBOLS.get(currency, f"{currency} ")
+    return f"{'-' if amount < 0 else ''}{prefix}{abs(amount):,.2f}"
 
 
 def fmt_num(value: Any, digits: int = 1) -> str:
@@ -161,30 +189,78 @@ class _Data:
     runs: pd.DataFrame
     latest_changes: pd.DataFrame
     first_insiders: list[int]
+    currency: str = DEFAULT_CURRENCY
+
+
+def fmt_auto(value: Any) -> str:
+    """A number of unknown scale (a feature the report has no format for): about three significant digits."""
+    if _missing(value):
+        return "–"
+    v = float(value)
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3f}"
+
+
+#: Features the report presents under a name of its own; any other ``mean_<feature>`` column of segment_profiles
+#: is a feature added to customer_features later, shown under its column name (see :func:`added_features`).
+PRESENTED_FEATURES = frozenset(
+    {
+        "gross_revenue",
+        "recency_days",
+        "qty_invoices",
+        "qty_items",
+        "qty_products",
+        "avg_ticket",
+        "avg_recency_days",
+        "frequency",
+        "qty_returns",
+        "return_rate",
+        "avg_basket_size",
+        "avg_unique_basket_size",
+        # Computed in the marts from the features (dim_customers).
+        "invoices_per_month",
+        "days_between_purchases",
+    }
+)
+
+
+def added_features(profile_columns: Iterable[str]) -> list[str]:
+    """Features with a ``mean_<feature>`` column in segment_profiles that the report has no name for, in order."""
+    return [
+        c[len("mean_") :]
+        for c in profile_columns
+        if c.startswith("mean_") and c[len("mean_") :] not in PRESENTED_FEATURES
+    ]
 
 
 def everyone_means(wh: Warehouse, schema: str) -> dict[str, Any]:
-    """Count and mean features of all segmented customers (the yardstick the Insiders are compared with)."""
+    """Count and mean features of all segmented customers (the yardstick the Insiders are compared with).
+
+    One ``mean_<feature>`` per ``mean_`` column of segment_profiles whose feature is a column of dim_customers, so a
+    feature added to customer_features is compared too.
+    """
+    customer_columns = wh.columns(schema, "dim_customers")
+    features = [
+        c[len("mean_") :]
+        for c in wh.columns(schema, "segment_profiles")
+        if c.startswith("mean_") and c[len("mean_") :] in customer_columns
+    ]
+    means = "".join(f", avg(cast({f} as double precision)) as mean_{f}" for f in features)
     return (
-        _frame(
-            wh,
-            "select count(*) as customers,"
-            " avg(cast(gross_revenue as double precision)) as mean_gross_revenue,"
-            " avg(cast(recency_days as double precision)) as mean_recency_days,"
-            " avg(frequency) as mean_frequency,"
-            " avg(cast(qty_invoices as double precision)) as mean_qty_invoices,"
-            " avg(cast(qty_products as double precision)) as mean_qty_products,"
-            " avg(cast(qty_returns as double precision)) as mean_qty_returns,"
-            " avg(avg_basket_size) as mean_avg_basket_size,"
-            " avg(avg_ticket) as mean_avg_ticket"
-            f" from {schema}.dim_customers where segment_rank is not null",
-        )
+        _frame(wh, f"select count(*) as customers{means} from {schema}.dim_customers where segment_rank is not null")
         .iloc[0]
         .to_dict()
     )
 
 
-def _read(wh: Warehouse, schema: str) -> _Data:
+def insider_profile(profiles: pd.DataFrame) -> dict[str, Any]:
+    """The segment_profiles row of the Insiders segment ({} when there is none)."""
+    rows = profiles[profiles["is_insider"].astype(bool)] if "is_insider" in profiles else profiles.iloc[0:0]
+    return rows.iloc[0].to_dict() if len(rows) else {}
+
+
+def _read(wh: Warehouse, schema: str, currency: str = DEFAULT_CURRENCY) -> _Data:
     summary_rows = _frame(wh, f"select * from {schema}.insiders_summary")
     summary = summary_rows.iloc[0].to_dict() if len(summary_rows) else {}
     everyone = everyone_means(wh, schema)
@@ -235,6 +311,7 @@ def _read(wh: Warehouse, schema: str) -> _Data:
         runs=runs,
         latest_changes=latest_changes,
         first_insiders=[int(r[0]) for r in first],
+        currency=currency,
     )
 
 
@@ -327,7 +404,7 @@ def _month_label(ts: pd.Timestamp, with_year: bool) -> str:
     return f"{_MONTHS[ts.month - 1]} {ts.year}" if with_year else _MONTHS[ts.month - 1]
 
 
-def _monthly_chart(monthly: pd.DataFrame, order: Sequence[tuple[str, str]]) -> str:
+def _monthly_chart(monthly: pd.DataFrame, order: Sequence[tuple[str, str]], currency: str = DEFAULT_CURRENCY) -> str:
     """Stacked bars of gross revenue per month; ``order`` is (series name, colour), bottom first."""
     months = pd.to_datetime(monthly["revenue_month"]).dt.to_period("M")
     full = pd.period_range(months.min(), months.max(), freq="M")
@@ -353,8 +430,8 @@ def _monthly_chart(monthly: pd.DataFrame, order: Sequence[tuple[str, str]]) -> s
         height,
         "Monthly revenue by segment",
         f"Stacked bars, one per month from {first.strftime('%Y-%m')} to {last.strftime('%Y-%m')}: gross revenue "
-        "(purchases, before returns) of each segment's customers, anonymous lines and unsegmented customers. "
-        "The same figures are in the table below the chart.",
+        f"in {currency} (purchases, before returns) of each segment's customers, anonymous lines and unsegmented "
+        "customers. The same figures are in the table below the chart.",
     )
     for t in ticks:
         y = top + plot_h - t / y_max * plot_h
@@ -371,7 +448,12 @@ def _monthly_chart(monthly: pd.DataFrame, order: Sequence[tuple[str, str]]) -> s
             h = value / y_max * plot_h
             if h > 0:
                 svg.rect(
-                    x, y - h, bar_w, h, colours[name], tip=f"{period.strftime('%Y-%m')}, {name}: {fmt_money(value)}"
+                    x,
+                    y - h,
+                    bar_w,
+                    h,
+                    colours[name],
+                    tip=f"{period.strftime('%Y-%m')}, {name}: {fmt_money(value, currency)}",
                 )
                 y -= h
         if i % label_every == 0:
@@ -657,17 +739,91 @@ def _swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{colour}" aria-hidden="true"></span>'
 
 
-#: What characterises a segment: (label, column of insiders_summary / the everyone means, format, lower is better)
-_TRAITS = (
-    ("Spend (gross revenue)", "mean_gross_revenue", fmt_money),
-    ("Days since last purchase", "mean_recency_days", lambda v: fmt_num(v, 1)),
-    ("Invoices", "mean_qty_invoices", lambda v: fmt_num(v, 1)),
-    ("Purchase frequency (invoices per day)", "mean_frequency", lambda v: fmt_num(v, 3)),
-    ("Products bought (invoice lines)", "mean_qty_products", lambda v: fmt_num(v, 1)),
-    ("Units returned", "mean_qty_returns", lambda v: fmt_num(v, 1)),
-    ("Basket size (units per invoice)", "mean_avg_basket_size", lambda v: fmt_num(v, 1)),
-    ("Average line value", "mean_avg_ticket", fmt_money),
+#: A trait characterises the Insiders only when their mean differs from everyone's by at least this share:
+#: Insiders ÷ everyone at least 1.25, or at most 1 / 1.25 = 0.8. Closer than that, it is listed as not distinctive.
+DISTINCT_MARGIN = 0.25
+
+
+@dataclass(frozen=True)
+class Trait:
+    """A measure that may characterise a segment: its label, its column (``mean_…`` of insiders_summary, of
+    segment_profiles and of :func:`everyone_means`), its format, and how the answers phrase it (``{v}``: the
+    Insiders' value, ``{all}``: everyone's)."""
+
+    label: str
+    column: str
+    #: (value, currency) -> text
+    fmt: Any
+    phrase: str
+
+
+#: What characterises a segment, in the order the answers read. The study's ``frequency`` (invoices per day of
+#: the active span) is not among them: it makes one-day buyers look the most frequent; invoices per month as a
+#: customer and days between purchases say how often a customer buys in words a marketer reads correctly.
+TRAITS = (
+    Trait("Spend (gross revenue)", "mean_gross_revenue", fmt_money, "spend {v} (everyone: {all})"),
+    Trait(
+        "Invoices per month (as a customer)",
+        "mean_invoices_per_month",
+        lambda v, _c: fmt_num(v, 2),
+        "buy {v} times a month (everyone: {all})",
+    ),
+    Trait(
+        "Days between purchases",
+        "mean_days_between_purchases",
+        lambda v, _c: fmt_num(v, 1),
+        "come back every {v} days (everyone: {all})",
+    ),
+    Trait(
+        "Days since last purchase",
+        "mean_recency_days",
+        lambda v, _c: fmt_num(v, 1),
+        "last bought {v} days before the reference day (everyone: {all})",
+    ),
+    Trait("Invoices", "mean_qty_invoices", lambda v, _c: fmt_num(v, 1), "bought on {v} invoices (everyone: {all})"),
+    Trait(
+        "Products bought (invoice lines)",
+        "mean_qty_products",
+        lambda v, _c: fmt_num(v, 1),
+        "bought {v} invoice lines (everyone: {all})",
+    ),
+    Trait("Units returned", "mean_qty_returns", lambda v, _c: fmt_num(v, 1), "returned {v} units (everyone: {all})"),
+    Trait(
+        "Share of units returned",
+        "mean_return_rate",
+        lambda v, _c: fmt_pct(v),
+        "sent back {v} of the units they bought (everyone: {all})",
+    ),
+    Trait(
+        "Basket size (units per invoice)",
+        "mean_avg_basket_size",
+        lambda v, _c: fmt_num(v, 1),
+        "fill baskets of {v} units per invoice (everyone: {all})",
+    ),
+    Trait("Average line value", "mean_avg_ticket", fmt_money, "pay {v} per line (everyone: {all})"),
 )
+
+
+def distinctive(value: Any, everyone: Any, margin: float = DISTINCT_MARGIN) -> bool:
+    """Whether a group's mean differs from everyone's by at least ``margin`` (relative, either way)."""
+    if _missing(value) or _missing(everyone) or float(everyone) == 0:
+        return False
+    ratio = float(value) / float(everyone)
+    return ratio >= 1 + margin or ratio <= 1 / (1 + margin)
+
+
+def characterise(
+    group: dict[str, Any], everyone: dict[str, Any], currency: str = DEFAULT_CURRENCY
+) -> tuple[list[str], list[str]]:
+    """The phrases of the traits that distinguish ``group`` from ``everyone``, and the labels of those that do not."""
+    shown, not_shown = [], []
+    for t in TRAITS:
+        mine, all_ = group.get(t.column), everyone.get(t.column)
+        if distinctive(mine, all_):
+            shown.append(t.phrase.format(v=t.fmt(mine, currency), all=t.fmt(all_, currency)))
+        elif not (_missing(mine) and _missing(all_)):
+            not_shown.append(t.label.lower())
+    return shown, not_shown
 
 
 def _ratio(a: Any, b: Any) -> str:
@@ -686,38 +842,56 @@ def _answers(data: _Data) -> str:
         (fmt_int(insiders), "Insiders (customers eligible)"),
         (fmt_pct(s.get("insiders_share")), f"of the {fmt_int(customers)} segmented customers"),
         (fmt_pct(s.get("insiders_revenue_share")), "of revenue comes from Insiders"),
-        (fmt_money(s.get("mean_gross_revenue")), "mean spend of an Insider"),
+        (fmt_money(s.get("mean_gross_revenue"), data.currency), "mean spend of an Insider"),
     ]
     kpi_html = "".join(
         f'<div class="kpi"><span class="figure">{_e(f)}</span><span class="label">{_e(label)}</span></div>'
         for f, label in kpis
     )
 
-    def trait(col: str, fmt) -> tuple[str, str, str]:
-        return fmt(s.get(col)), fmt(every.get(col)), _ratio(s.get(col), every.get(col))
+    money = data.currency
+    shown, not_shown = characterise(s, every, money)
+    margin = f"{DISTINCT_MARGIN:.0%}"
+    if not n_insiders:
+        characterised = "There are no Insiders in this run, so there is nothing to characterise."
+    elif shown:
+        characterised = "Compared with all segmented customers, on average Insiders " + "; ".join(shown) + "."
+        if not_shown:
+            characterised += f" Not distinctive (within {margin} of everyone's): " + ", ".join(not_shown) + "."
+    else:
+        characterised = f"No trait sets the Insiders apart: every mean is within {margin} of everyone's."
+    characterised = _e(characterised)
 
-    spend, spend_all, spend_x = trait("mean_gross_revenue", fmt_money)
-    rec, rec_all, _ = trait("mean_recency_days", lambda v: fmt_num(v, 0))
-    inv, inv_all, inv_x = trait("mean_qty_invoices", lambda v: fmt_num(v, 1))
-    prod, prod_all, prod_x = trait("mean_qty_products", lambda v: fmt_num(v, 0))
-    ret, ret_all, _ = trait("mean_qty_returns", lambda v: fmt_num(v, 1))
-    basket, basket_all, _ = trait("mean_avg_basket_size", lambda v: fmt_num(v, 1))
-    characterised = (
-        f"An Insider spends <strong>{_e(spend)}</strong> on average, {_e(spend_x)} the average customer "
-        f"({_e(spend_all)}); bought on {_e(inv)} invoices ({_e(inv_x)}; everyone: {_e(inv_all)}) and "
-        f"{_e(prod)} invoice lines ({_e(prod_x)}; everyone: {_e(prod_all)}); last bought {_e(rec)} days before the "
-        f"reference day (everyone: {_e(rec_all)}); returned {_e(ret)} units (everyone: {_e(ret_all)}); "
-        f"basket of {_e(basket)} units per invoice (everyone: {_e(basket_all)})."
-        if n_insiders
-        else "There are no Insiders in this run, so there is nothing to characterise."
-    )
+    def marked(mine: Any, all_: Any) -> str:
+        return "yes" if distinctive(mine, all_) else "no"
+
     trait_rows = [
-        [_e(label), _e(fmt(s.get(col))), _e(fmt(every.get(col))), _e(_ratio(s.get(col), every.get(col)))]
-        for label, col, fmt in _TRAITS
+        [
+            _e(t.label),
+            _e(t.fmt(s.get(t.column), money)),
+            _e(t.fmt(every.get(t.column), money)),
+            _e(_ratio(s.get(t.column), every.get(t.column))),
+            _e(marked(s.get(t.column), every.get(t.column))),
+        ]
+        for t in TRAITS
     ]
+    insider_row = insider_profile(data.profiles)
+    for feature in added_features(data.profiles.columns):
+        col = f"mean_{feature}"
+        mine, all_ = insider_row.get(col), every.get(col)
+        trait_rows.append(
+            [_e(feature), _e(fmt_auto(mine)), _e(fmt_auto(all_)), _e(_ratio(mine, all_)), _e(marked(mine, all_))]
+        )
     trait_table = _table(
-        "Insiders compared with all segmented customers (means per customer)",
-        [("Characteristic", False), ("Insiders", True), ("Everyone", True), ("Insiders ÷ everyone", True)],
+        f"Insiders compared with all segmented customers (means per customer; distinctive: at least {margin} "
+        "above or below everyone's)",
+        [
+            ("Characteristic", False),
+            ("Insiders", True),
+            ("Everyone", True),
+            ("Insiders ÷ everyone", True),
+            ("Distinctive", False),
+        ],
         trait_rows,
         cls="narrow",
     )
@@ -750,7 +924,7 @@ customers are Insiders ({_e(fmt_pct(s.get("insiders_share")))}).</li>
 <li><strong>What characterises them?</strong> {characterised}{trait_table}</li>
 <li><strong>What share of revenue?</strong> Insiders bring
 <strong>{_e(fmt_pct(s.get("insiders_revenue_share")))}</strong> of revenue:
-{_e(fmt_money(s.get("insiders_revenue")))} of {_e(fmt_money(s.get("revenue")))}
+{_e(fmt_money(s.get("insiders_revenue"), money))} of {_e(fmt_money(s.get("revenue"), money))}
 (gross revenue of the segmented customers: purchases, returns not subtracted).</li>
 <li><strong>Who entered and who left?</strong> Since the previous scoring run {_e(fmt_int(entered))} customers
 entered and {_e(fmt_int(left))} left the Insiders; see <a href="#changes">Insiders entering and leaving</a>.</li>
@@ -798,29 +972,34 @@ def _segments_section(data: _Data) -> str:
         ("Mean spend", True),
         ("Days since last buy", True),
         ("Invoices", True),
-        ("Invoices per day", True),
+        ("Invoices per month", True),
+        ("Days between purchases", True),
         ("Lines bought", True),
         ("Units returned", True),
         ("Units per invoice", True),
-        ("Revenue", True),
-        ("Share of revenue", True),
     ]
+    added = added_features(p.columns)
+    head += [(feature, True) for feature in added]
+    head += [("Revenue", True), ("Share of revenue", True)]
     rows, classes = [], []
     for row in p.itertuples(index=False):
         rank = int(row.segment_rank)
+        values = row._asdict()
         rows.append(
             [
                 _swatch(segment_colour(rank)) + f"<strong>{_e(row.segment_name)}</strong>",
                 _e(fmt_int(row.customers)),
                 _e(fmt_pct(row.customer_share)),
-                _e(fmt_money(row.mean_gross_revenue)),
+                _e(fmt_money(row.mean_gross_revenue, data.currency)),
                 _e(fmt_num(row.mean_recency_days, 1)),
                 _e(fmt_num(row.mean_qty_invoices, 1)),
-                _e(fmt_num(row.mean_frequency, 3)),
+                _e(fmt_num(values.get("mean_invoices_per_month"), 2)),
+                _e(fmt_num(values.get("mean_days_between_purchases"), 1)),
                 _e(fmt_num(row.mean_qty_products, 1)),
                 _e(fmt_num(row.mean_qty_returns, 1)),
                 _e(fmt_num(row.mean_avg_basket_size, 1)),
-                _e(fmt_money(row.revenue)),
+                *(_e(fmt_auto(values.get(f"mean_{feature}"))) for feature in added),
+                _e(fmt_money(row.revenue, data.currency)),
                 _e(fmt_pct(row.revenue_share)),
             ]
         )
@@ -889,7 +1068,7 @@ def _monthly_section(data: _Data) -> str:
     ]
     present = set(m["segment_name"].astype(str))
     order += [(b, c) for b, c in BUCKET_COLOURS.items() if b in present]
-    chart = _monthly_chart(m, order)
+    chart = _monthly_chart(m, order, data.currency)
     months = pd.to_datetime(m["revenue_month"]).dt.to_period("M")
     wide = (
         m.assign(month=months)
@@ -900,12 +1079,12 @@ def _monthly_section(data: _Data) -> str:
     names = [n for n, _ in order if n in wide.columns]
     rows = [
         [_e(period.strftime("%Y-%m"))]
-        + [_e(fmt_money(wide.at[period, n])) for n in names]
-        + [_e(fmt_money(wide.loc[period, names].sum()))]
+        + [_e(fmt_money(wide.at[period, n], data.currency)) for n in names]
+        + [_e(fmt_money(wide.loc[period, names].sum(), data.currency))]
         for period in wide.index
     ]
     table = _table(
-        "Gross revenue per month and segment",
+        f"Gross revenue per month and segment ({data.currency})",
         [("Month", False), *[(n, True) for n in names], ("Total", True)],
         rows,
     )
@@ -923,7 +1102,8 @@ def _monthly_section(data: _Data) -> str:
 customers' current segment. Lines without a customer (anonymous checkouts) are real revenue but belong to no
 segment; they are shown as <em>Anonymous</em>{unsegmented}.</p>
 {_legend_html(order)}
-<figure>{chart}<figcaption>Stacked monthly gross revenue, Insiders at the bottom.{partial}</figcaption></figure>
+<figure>{chart}<figcaption>Stacked monthly gross revenue in {_e(data.currency)}, Insiders at the bottom.{partial}
+</figcaption></figure>
 <details><summary>Monthly revenue as a table</summary>{table}</details>
 </section>"""
 
@@ -1084,19 +1264,21 @@ def write_report(
     *,
     schema: str | None = None,
     features_schema: str | None = None,
+    currency: str | None = None,
 ) -> ReportResult:
     """Write the HTML report of the latest scoring run to ``out`` and say what it contains.
 
     ``model`` draws the 2-D picture; when None the pinned model is loaded (``registry.load_pinned``). When no model
     can be loaded or applied, the report is written without the picture and says why. ``schema`` is the marts
     schema (default: found next to the target schema, see :func:`marts_schema`); ``features_schema`` that of
-    ``customer_features`` (default: the target schema).
+    ``customer_features`` (default: the target schema). ``currency`` is that of the amounts (default
+    ``$INSIDERS_CURRENCY``, else GBP; see :func:`resolve_currency`).
     """
     started = time.perf_counter()
     out = Path(out)
     schema = schema or marts_schema(wh)
     features_schema = features_schema or wh.target.schema
-    data = _read(wh, schema)
+    data = _read(wh, schema, resolve_currency(currency))
     counts = {int(r): int(c) for r, c in zip(data.profiles["segment_rank"], data.profiles["customers"], strict=True)}
 
     notes: list[str] = []
@@ -1139,14 +1321,25 @@ def write_report(
 
 
 __all__ = [
+    "CURRENCY_SYMBOLS",
+    "DEFAULT_CURRENCY",
     "DEFAULT_TITLE",
+    "DISTINCT_MARGIN",
     "PALETTE",
+    "TRAITS",
     "ReportResult",
+    "added_features",
+    "characterise",
+    "distinctive",
+    "everyone_means",
+    "fmt_auto",
     "fmt_int",
     "fmt_money",
     "fmt_num",
     "fmt_pct",
+    "insider_profile",
     "marts_schema",
+    "resolve_currency",
     "segment_colour",
     "write_report",
 ]

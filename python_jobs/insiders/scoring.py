@@ -1,8 +1,10 @@
 """``insiders score``: apply the pinned model to ``customer_features`` and publish ``customer_segments``.
 
 The model is only applied (transform and predict), never refitted. Input is checked against the model's
-manifest before anything is written. Rows are read, scored and written in chunks, so memory stays flat. The
-published table is replaced in one transaction: readers see the previous segments or the new ones, never a
+manifest before anything is written: a trained feature that is missing or has another type stops the run; a
+column added since training (a new feature not yet in the model) does not: scoring reads the trained features
+only and prints a notice naming the new column(s). Rows are read, scored and written in chunks, so memory stays
+flat. The published table is replaced in one transaction: readers see the previous segments or the new ones, never a
 partial or empty table, and a failure anywhere leaves the previous table as it was. Every run is also appended
 to ``customer_segment_history``.
 """
@@ -10,6 +12,7 @@ to ``customer_segment_history``.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,8 +82,12 @@ def type_family(data_type: str) -> str:
     return t
 
 
-def check_schema(columns: dict[str, str], manifest: dict[str, Any], allow_extra: bool = False) -> None:
-    """Refuse a features table whose columns or types differ from the training table's."""
+def check_schema(columns: dict[str, str], manifest: dict[str, Any]) -> list[str]:
+    """Refuse a features table that lacks a trained feature or has one with another type.
+
+    Returns the columns the table gained since the model was trained (in table order): they do not stop scoring,
+    which reads only the trained features, but the caller names them in a notice.
+    """
     if not columns:
         raise FeatureValidationError(
             f"the table {FEATURES_TABLE} does not exist in this warehouse; run `dbt build` first"
@@ -98,16 +105,25 @@ def check_schema(columns: dict[str, str], manifest: dict[str, Any], allow_extra:
     ]
     if wrong:
         problems.append("wrong type(s): " + "; ".join(wrong))
-    extra = [c for c in columns if c not in trained_columns]
-    if extra and not allow_extra:
-        problems.append(
-            f"column(s) not present when the model was trained: {', '.join(extra)} (retrain the model, or "
-            "pass --allow-extra-columns to score with the trained features only)"
-        )
     if problems:
         raise FeatureValidationError(
             f"{FEATURES_TABLE} does not match model {manifest.get('model_version')}: " + "; ".join(problems)
         )
+    return [c for c in columns if c not in trained_columns]
+
+
+def new_columns_notice(new_columns: list[str], manifest: dict[str, Any]) -> str:
+    """The notice printed when customer_features has columns the model was not trained on."""
+    features = ", ".join(manifest["features"])
+    return (
+        f"notice: {FEATURES_TABLE} has column(s) model {manifest.get('model_version')} was not trained on: "
+        f"{', '.join(new_columns)}. Scoring uses the trained features only ({features}). To cluster on a new "
+        "column: insiders train --features <list>, insiders evaluate, insiders promote (docs/features.md)."
+    )
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -146,6 +162,7 @@ class ScoreResult:
     insiders: int
     segments: dict[str, int]
     seconds: float
+    new_columns: tuple[str, ...] = ()
 
 
 def _features_sql(schema: str, features: list[str]) -> str:
@@ -157,16 +174,22 @@ def score(
     wh: Warehouse,
     loaded: LoadedModel,
     schema: str,
-    allow_extra_columns: bool = False,
     chunk_rows: int = CHUNK_ROWS,
     progress: Callable[[int, int | None], None] | None = None,
     now: dt.datetime | None = None,
+    notice: Callable[[str], None] = _stderr,
 ) -> ScoreResult:
-    """Validate, apply the model in chunks, and publish the segments atomically."""
+    """Validate, apply the model in chunks, and publish the segments atomically.
+
+    Columns of ``customer_features`` the model was not trained on are left out of scoring and named through
+    ``notice`` (stderr by default); a missing or retyped trained feature stops the run before anything is written.
+    """
     started = dt.datetime.now()
     manifest = loaded.manifest
     features: list[str] = list(manifest["features"])
-    check_schema(wh.columns(schema, FEATURES_TABLE), manifest, allow_extra=allow_extra_columns)
+    new_columns = check_schema(wh.columns(schema, FEATURES_TABLE), manifest)
+    if new_columns:
+        notice(new_columns_notice(new_columns, manifest))
     sql = _features_sql(schema, features)
 
     # Pass 1: every value must be usable before anything is written.
@@ -227,4 +250,5 @@ def score(
         insiders=insiders,
         segments=counts,
         seconds=(dt.datetime.now() - started).total_seconds(),
+        new_columns=tuple(new_columns),
     )

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
+import hashlib
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from insiders import model as segmodel
-from insiders.artifacts import ArtifactStore
+from insiders.artifacts import ArtifactError, ArtifactStore, StoredObject
 from insiders.errors import InsidersError
 from insiders.registry import (
     Pin,
@@ -23,7 +25,9 @@ from insiders.registry import (
     data_fingerprint,
     dump_model,
     library_versions,
+    list_versions,
     new_version,
+    read_manifest,
     save_model,
     write_pin,
 )
@@ -46,8 +50,16 @@ def read_features(wh: Warehouse, schema: str) -> tuple[pd.DataFrame, dict[str, s
     return frame, columns
 
 
-def _markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
-    def cell(v: Any) -> str:
+def _markdown_table(frame: pd.DataFrame, digits: int = 2, percent: tuple[str, ...] = ()) -> str:
+    """A Markdown table: thousands separators, shares in ``percent`` as percentages, empty cells for missing."""
+
+    def cell(column: str, v: Any) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+            return ""
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if column in percent and isinstance(v, (int, float)):
+            return f"{v:.1%}"
         if isinstance(v, float):
             return f"{v:,.{digits}f}"
         if isinstance(v, int):
@@ -56,12 +68,27 @@ def _markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
 
     head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    rows = [
+        "| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row, strict=True)) + " |"
+        for row in frame.astype(object).itertuples(index=False)
+    ]
     return "\n".join([head, rule, *rows])
 
 
-def model_card(version: str, manifest: dict[str, Any], profile: pd.DataFrame, selection: pd.DataFrame) -> str:
-    """The Markdown model card: what was trained on what, and what each segment looks like."""
+#: selection-table columns shown as percentages in the model card
+_SHARE_COLUMNS = ("insiders_share", "insiders_revenue_share", "variance_drop", "noise_share")
+
+
+def model_card(
+    version: str,
+    manifest: dict[str, Any],
+    profile: pd.DataFrame,
+    selection: pd.DataFrame,
+    explanation: list[str] | None = None,
+    checks: list[segmodel.BusinessCheck] | None = None,
+) -> str:
+    """The Markdown model card: what was trained on what, why this k, the business checks, the segments, and the
+    whole selection table as an appendix."""
     data = manifest["training_data"]
     lines = [
         f"# Segmentation model {version}",
@@ -72,15 +99,24 @@ def model_card(version: str, manifest: dict[str, Any], profile: pd.DataFrame, se
         f"Clustering features: {', '.join(manifest['features'])}. Segments are ranked by mean gross revenue; "
         "rank 1 is **Insiders**.",
         "",
+        "## Why this k",
+        "",
+        *(explanation or [f"Chosen: {manifest['chosen']}"]),
+        "",
+    ]
+    if checks:
+        lines += ["## Business checks of the Insiders", "", *(f"- {c.to_text()}" for c in checks), ""]
+    lines += [
         "## Segment profiles",
         "",
-        _markdown_table(profile),
+        _markdown_table(profile, percent=("customer_share", "revenue_share", "mean_return_rate")),
         "",
-        "## Model selection",
+        "## Appendix: every candidate",
         "",
-        _markdown_table(selection, digits=3),
+        "One row per candidate k (KMeans) and per comparison method at the chosen k; Jaccard columns compare the "
+        "Insiders of the base model with those of other seeds and of 80 % samples.",
         "",
-        f"Chosen: {manifest['chosen']}",
+        _markdown_table(selection, digits=3, percent=_SHARE_COLUMNS),
         "",
         "## Libraries",
         "",
@@ -88,6 +124,31 @@ def model_card(version: str, manifest: dict[str, Any], profile: pd.DataFrame, se
         "",
     ]
     return "\n".join(lines)
+
+
+def feature_ranges(frame: pd.DataFrame, features: list[str] | tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Each feature's range on the training customers (min, max, 1st and 99th percentile), for range checks."""
+    ranges = {}
+    for name in features:
+        values = pd.to_numeric(frame[name], errors="coerce").dropna().astype(float)
+        ranges[name] = {
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "p01": float(values.quantile(0.01)),
+            "p99": float(values.quantile(0.99)),
+        }
+    return ranges
+
+
+def _version_with_artifact(store: ArtifactStore, sha256: str) -> str | None:
+    """The stored version whose artifact has this sha256, if any (newest first)."""
+    for version in reversed(list_versions(store)):
+        try:
+            if read_manifest(store, version).get("artifact", {}).get("sha256") == sha256:
+                return version
+        except ArtifactError:
+            continue
+    return None
 
 
 @dataclass(frozen=True)
@@ -98,6 +159,16 @@ class TrainOutcome:
     profile: pd.DataFrame
     selection: pd.DataFrame
     promoted: bool
+    #: why this k, in sentences
+    explanation: list[str] = field(default_factory=list)
+    #: the Insiders' business checks
+    checks: list[segmodel.BusinessCheck] = field(default_factory=list)
+    #: True when the same artifact was already stored: its version was reused, nothing was written
+    reused: bool = False
+
+    @property
+    def failed(self) -> list[segmodel.BusinessCheck]:
+        return segmodel.failed_checks(self.checks)
 
 
 def _as_of(frame: pd.DataFrame) -> str | None:
@@ -125,8 +196,36 @@ def train(
     result = segmodel.train(frame, config)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     model_bytes = dump_model(result.model)
-    version = new_version(model_bytes, created)
     profile = result.model.profile(frame)
+    same = _version_with_artifact(store, hashlib.sha256(model_bytes).hexdigest())
+    if same is not None:
+        # Same data, same configuration, same libraries: the same bytes. Keep one copy and say so.
+        existing = read_manifest(store, same)
+        artifact = existing["artifact"]
+        saved = SavedModel(
+            version=same,
+            store_uri=store.uri,
+            model=StoredObject(
+                uri=f"{store.uri.rstrip('/')}/{artifact['key']}",
+                key=artifact["key"],
+                size=int(artifact["size"]),
+                sha256=artifact["sha256"],
+                version_id=artifact.get("s3_version_id"),
+            ),
+            manifest=existing,
+        )
+        if promote:
+            promote_version(store, saved.version, saved.model.sha256, saved.model.version_id)
+        return TrainOutcome(
+            saved=saved,
+            profile=profile,
+            selection=result.selection,
+            promoted=promote,
+            explanation=result.explanation,
+            checks=result.checks,
+            reused=True,
+        )
+    version = new_version(model_bytes, created)
     manifest: dict[str, Any] = {
         "model_version": version,
         "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -143,14 +242,30 @@ def train(
         "libraries": library_versions(),
         "config": dataclasses.asdict(config),
         "chosen": f"KMeans with k={result.chosen_k} in the forest-embedded space",
+        "k": result.chosen_k,
+        "explanation": result.explanation,
+        "business_checks": [dataclasses.asdict(c) for c in result.checks],
+        "insiders": {
+            "customers": int(result.selection.loc[result.selection["chosen"], "insiders_customers"].iloc[0]),
+            "share": float(result.selection.loc[result.selection["chosen"], "insiders_share"].iloc[0]),
+            "revenue_share": float(result.selection.loc[result.selection["chosen"], "insiders_revenue_share"].iloc[0]),
+        },
+        "feature_ranges": feature_ranges(frame, config.features),
         "selection": result.selection.to_dict(orient="records"),
         "segments": result.model.segments().to_dict(orient="records"),
     }
-    card = model_card(version, manifest, profile, result.selection)
+    card = model_card(version, manifest, profile, result.selection, result.explanation, result.checks)
     saved = save_model(store, version, model_bytes, manifest, card)
     if promote:
         promote_version(store, saved.version, saved.model.sha256, saved.model.version_id)
-    return TrainOutcome(saved=saved, profile=profile, selection=result.selection, promoted=promote)
+    return TrainOutcome(
+        saved=saved,
+        profile=profile,
+        selection=result.selection,
+        promoted=promote,
+        explanation=result.explanation,
+        checks=result.checks,
+    )
 
 
 def promote_version(store: ArtifactStore, version: str, sha256: str, version_id: str | None = None) -> Pin:

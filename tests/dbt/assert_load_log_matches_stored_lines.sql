@@ -1,5 +1,6 @@
--- The loader's log and the tables agree for every load: every line read is either stored or rejected, and
--- the rows the warehouse holds are the ones the log counts. A mismatch means lines were lost or duplicated.
+-- The loader's log and the tables agree for every load: every line read is stored, rejected or skipped (already
+-- delivered by another file), and the rows the warehouse holds are the ones the log counts. A mismatch means
+-- lines were lost or duplicated.
 with
 
 quality_loads as (
@@ -16,6 +17,7 @@ final as (
         lines_read,
         lines_loaded,
         lines_rejected,
+        lines_skipped,
         stored_lines,
         stored_rejected_lines
 
@@ -23,7 +25,7 @@ final as (
     where
         lines_loaded <> stored_lines
         or lines_rejected <> stored_rejected_lines
-        or lines_read <> lines_loaded + lines_rejected
+        or lines_read <> lines_loaded + lines_rejected + lines_skipped
 
 )
 

@@ -57,6 +57,10 @@ def make_customers(n: int = 600, seed: int = 0) -> pd.DataFrame:
                 }
             )
         )
+        part = parts[-1]
+        part["qty_invoices"] = np.maximum(1, np.round(part["frequency"] * 30)).astype("int64")
+        part["qty_items"] = (part["qty_products"] * 6).astype("int64")
+        part["return_rate"] = part["qty_returns"] / (part["qty_items"] + part["qty_returns"])
     df = pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=seed).reset_index(drop=True)
     df.insert(0, "customer_id", np.arange(20_000, 20_000 + n, dtype="int64"))
     df["as_of_date"] = pd.Timestamp("2011-12-09")
@@ -236,6 +240,8 @@ def test_invalid_configurations():
 
 # -------------------------------------------------------------------------------------------------- validation
 
+# Validation is exercised on a five-column feature list with integer, float and day columns.
+VALIDATED = ("gross_revenue", "recency_days", "qty_products", "frequency", "qty_returns")
 DTYPES = {
     "gross_revenue": "float64",
     "recency_days": "int32",
@@ -246,25 +252,25 @@ DTYPES = {
 
 
 def _table(n: int = 5) -> pd.DataFrame:
-    return make_customers(40).drop(columns="as_of_date").head(n).copy()
+    return make_customers(40)[["customer_id", *VALIDATED]].head(n).copy()
 
 
 def _message(df: pd.DataFrame, **kwargs) -> str:
     with pytest.raises(ValueError) as info:
-        validate_features(df, DEFAULT_FEATURES, DTYPES, **kwargs)
+        validate_features(df, VALIDATED, DTYPES, **kwargs)
     return str(info.value)
 
 
 def test_validate_accepts_a_good_table():
-    validate_features(_table(), DEFAULT_FEATURES, DTYPES)
-    validate_features(_table().assign(recency_days=lambda d: d.recency_days.astype("int64")), DEFAULT_FEATURES, DTYPES)
+    validate_features(_table(), VALIDATED, DTYPES)
+    validate_features(_table().assign(recency_days=lambda d: d.recency_days.astype("int64")), VALIDATED, DTYPES)
 
 
 def test_validate_names_missing_and_extra_columns():
     message = _message(_table().drop(columns=["frequency", "customer_id"]).assign(country="UK", note=1))
     assert "missing columns: customer_id, frequency" in message
     assert "unexpected columns: country, note" in message
-    validate_features(_table().assign(country="UK"), DEFAULT_FEATURES, DTYPES, allow_extra=True)
+    validate_features(_table().assign(country="UK"), VALIDATED, DTYPES, allow_extra=True)
 
 
 def test_validate_counts_null_and_infinite_values():
@@ -300,26 +306,70 @@ def test_predict_refuses_bad_input(customers, trained):
     bad = bad.astype({"recency_days": "Int32"})
     with pytest.raises(ValueError, match="3 customers with NULL values"):
         trained.model.predict(bad)
-    with pytest.raises(ValueError, match="missing columns: qty_returns"):
-        trained.model.predict(customers.drop(columns="qty_returns"))
+    with pytest.raises(ValueError, match="missing columns: return_rate"):
+        trained.model.predict(customers.drop(columns="return_rate"))
 
 
 # ------------------------------------------------------------------------------------------------ quality bars
 
 
+@pytest.fixture(scope="module")
+def real_model(real_features):
+    return train(real_features, ModelConfig())
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_real_data_insiders_are_stable_and_useful(real_features):
+def test_real_data_insiders_are_defensible(real_features, real_model):
+    """Issue 7's acceptance on the real file, measured here from the scored customers, not from the checks."""
+    f = real_features.merge(real_model.model.predict(real_features), on="customer_id", validate="one_to_one")
+    insiders = f[f["is_insider"]]
+    n = len(f)
+    assert 0.05 <= len(insiders) / n <= 0.16, len(insiders)
+    assert insiders["gross_revenue"].sum() / f["gross_revenue"].sum() >= 0.50
+    # every top-1 % spender who bought within 30 days is in
+    top = f.nlargest(round(0.01 * n), "gross_revenue")
+    recent_top = top[top["recency_days"] <= 30]
+    assert len(recent_top) >= 30
+    assert recent_top["is_insider"].all(), recent_top.loc[~recent_top["is_insider"], "customer_id"].tolist()
+    # returns do not gate membership
+    top_same = f.nlargest(len(insiders), "gross_revenue")
+    gap = abs((insiders["return_rate"] == 0).mean() - (top_same["return_rate"] == 0).mean())
+    assert gap <= 0.10, gap
+    assert (insiders["return_rate"] == 0).sum() > 0
+    # no weak Insiders
+    assert (insiders["gross_revenue"] < f["gross_revenue"].median()).mean() <= 0.01
+    assert insiders["recency_days"].max() <= 90
+    # the issue's example: the second biggest spender, no returns, bought on the reference day
+    assert bool(f.loc[f["customer_id"] == 18102, "is_insider"].iloc[0])
+    # the model agrees with what it reports
+    assert not real_model.failed, [c.to_text() for c in real_model.failed]
+    assert any("(chosen)" in line and "eligible." in line for line in real_model.explanation)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_real_data_insiders_are_stable(real_features, real_model):
     report = stability(real_features, ModelConfig(), seeds=5, samples=5)
     print(report.to_text())
     summary = report.summary()
-    assert len(report.seed_pairs) >= 5 and len(report.sample_runs) >= 5
-    assert summary["jaccard_seeds_median"] >= 0.9, report.to_text()
-    assert summary["jaccard_seeds_min"] >= 0.8, report.to_text()
-    assert summary["jaccard_samples_median"] >= 0.9, report.to_text()
-    assert summary["jaccard_samples_min"] >= 0.8, report.to_text()
-    assert report.insiders_share <= 0.20, report.to_text()
-    assert report.insiders_revenue_share >= 0.40, report.to_text()
+    assert report.k == real_model.chosen_k
+    assert len(report.seed_pairs) >= 5 and len(report.sample_runs) == 5
+    assert summary["jaccard_seeds_median"] >= 0.95, report.to_text()
+    assert summary["jaccard_seeds_min"] >= 0.93, report.to_text()
+    assert summary["jaccard_samples_median"] >= 0.95, report.to_text()
+    assert summary["jaccard_samples_min"] >= 0.90, report.to_text()
+    assert report.shortcomings(ModelConfig()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_segment_names_are_unique_and_meaningful_at_every_k(real_features):
+    for k in range(3, 11):
+        names = train(real_features, ModelConfig(k=k, n_estimators=100, n_init=5)).model.segments()["segment_name"]
+        assert names.is_unique, (k, names.tolist())
+        assert not any("rank" in name for name in names), (k, names.tolist())
+        assert names.iloc[0] == "Insiders"
 
 
 @pytest.mark.slow
@@ -331,5 +381,16 @@ def test_generated_segments_are_recovered(generated_features):
     ari = adjusted_rand_score(scored["segment"], scored["segment_rank"])
     planted = set(scored.loc[scored["segment"] == "insiders", "customer_id"])
     found = set(scored.loc[scored["is_insider"], "customer_id"])
-    assert ari >= 0.7, f"adjusted Rand index {ari:.3f} (k={result.chosen_k})"
-    assert jaccard(planted, found) >= 0.8, f"Jaccard {jaccard(planted, found):.3f}: {len(planted)} vs {len(found)}"
+    assert ari >= 0.9, f"adjusted Rand index {ari:.3f} (k={result.chosen_k})"
+    assert jaccard(planted, found) >= 0.95, f"Jaccard {jaccard(planted, found):.3f}: {len(planted)} vs {len(found)}"
+    # The planted Insiders are fewer (3 %) than the real bar (5 %): the rule falls back and says so.
+    assert any(line.startswith("Warning:") for line in result.explanation)
+
+
+def test_a_forced_k_that_fails_a_check_trains_and_says_which(customers):
+    result = train(customers, replace(FAST, k=3, max_insiders_share=0.05))
+    assert result.chosen_k == 3
+    failed = [c.name for c in result.failed]
+    assert "insiders_share" in failed
+    assert any("forced k = 3 fail" in line and "insiders_share" in line for line in result.explanation)
+    assert not train(customers, replace(FAST, k=5)).failed

@@ -282,6 +282,101 @@ def test_report_on_postgres(built: Built, pg_database: str, tmp_path: Path) -> N
     assert _figures(facts)[:7] == _figures(duck)[:7]
 
 
+def test_report_and_answers_show_a_feature_they_do_not_know(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feature added to customer_features reaches the marts as a column the report has no name for: the report
+    and the answers show it under its column name (Insiders against everyone), and do not break."""
+    from insiders.answers import business_answers
+
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(built.folder / "warehouse.duckdb", copy)
+    monkeypatch.setenv("INSIDERS_DUCKDB_PATH", str(copy))
+    with connect("local") as wh:
+        for sql in (
+            "alter table main_marts.dim_customers add column loyalty_points double precision",
+            "update main_marts.dim_customers set loyalty_points = case when is_insider then 40 else 4 end",
+            "alter table main_marts.segment_profiles add column mean_loyalty_points double precision",
+            "update main_marts.segment_profiles set mean_loyalty_points = case when is_insider then 40 else 4 end",
+        ):
+            wh.execute(sql)
+        customers, insiders = wh.query(
+            "select count(*), sum(case when is_insider then 1 else 0 end) "
+            "from main_marts.dim_customers where segment_rank is not null"
+        )[0]
+        write_report(wh, tmp_path / "added.html")
+        answers = business_answers(wh)
+    everyone = (40 * insiders + 4 * (customers - insiders)) / customers
+    page = html.unescape((tmp_path / "added.html").read_text(encoding="utf-8"))
+    assert '<th scope="col" class="num">loyalty_points</th>' in page
+    words = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert f"loyalty_points 40.00 {everyone:.2f}" in words, "the trait table compares the Insiders with everyone"
+    assert f"other features: loyalty_points 40.00 vs {everyone:.2f}." in answers
+
+
+def test_insiders_buy_more_often_than_everyone_on_generated_data(built: Built) -> None:
+    """Invoices per month and days between purchases, not the study's per-day frequency, characterise the Insiders."""
+    from insiders.answers import business_answers
+
+    with connect("local") as wh:
+        ((insiders, insiders_gap),) = wh.query(
+            "select mean_invoices_per_month, mean_days_between_purchases from main_marts.insiders_summary"
+        )
+        ((everyone, everyone_gap),) = wh.query(
+            "select avg(invoices_per_month), avg(days_between_purchases) from main_marts.dim_customers "
+            "where segment_rank is not null"
+        )
+        answers = business_answers(wh)
+    assert insiders > everyone > 0 and 0 < insiders_gap < everyone_gap
+    phrase = f"buy {insiders:.2f} times a month (everyone: {everyone:.2f})"
+    page = html.unescape(built.report.read_text(encoding="utf-8"))
+    words = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert phrase in words and phrase in answers
+    assert f"come back every {insiders_gap:.1f} days (everyone: {everyone_gap:.1f})" in answers
+    for text in (words, answers):
+        assert "invoices per day" not in text.lower() and "invoices/day" not in text
+
+
+def test_a_trait_characterises_only_when_it_distinguishes() -> None:
+    """A mean within 25 % of everyone's (either way) is listed as not distinctive, not as a characteristic."""
+    everyone = {"mean_gross_revenue": 100.0, "mean_invoices_per_month": 1.0, "mean_avg_basket_size": 10.0}
+    group = {"mean_gross_revenue": 125.0, "mean_invoices_per_month": 0.8, "mean_avg_basket_size": 11.0}
+    shown, not_shown = report.characterise(group, everyone)
+    assert shown == [
+        f"spend {report.fmt_money(125.0)} (everyone: {report.fmt_money(100.0)})",
+        "buy 0.80 times a month (everyone: 1.00)",
+    ]
+    assert not_shown == ["basket size (units per invoice)"]
+    assert not report.distinctive(124.9, 100.0) and not report.distinctive(80.1, 100.0)
+    assert not report.distinctive(None, 100.0) and not report.distinctive(5.0, 0.0)
+
+
+def test_money_is_shown_with_its_currency(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GBP (the data set's) by default, in the report, the answers and the segment descriptions of the marts;
+    --currency or INSIDERS_CURRENCY choose another; a value that is not an ISO 4217 code is refused."""
+    monkeypatch.delenv("INSIDERS_CURRENCY", raising=False)
+    facts = _warehouse_facts()
+    revenue, insiders_revenue = float(facts["revenue"]), float(facts["insiders_revenue"])
+    page = html.unescape(built.report.read_text(encoding="utf-8"))
+    assert f"£{insiders_revenue:,.2f} of £{revenue:,.2f}" in page
+    assert f"£{float(facts['mean_gross_revenue']):,.2f}" in page and "in GBP" in page
+    assert "On average £" in page, "the segment descriptions (dim_segments) carry the currency too"
+    answers = run_cli("answers").stdout
+    assert f"(£{insiders_revenue:,.2f} of £{revenue:,.2f})" in answers
+
+    euros = run_cli("answers", "--currency", "eur").stdout
+    assert f"(€{insiders_revenue:,.2f} of €{revenue:,.2f})" in euros and "£" not in euros
+    monkeypatch.setenv("INSIDERS_CURRENCY", "CHF")
+    out = tmp_path / "chf.html"
+    run_cli("report", "--out", str(out))
+    assert f"CHF {insiders_revenue:,.2f} of CHF {revenue:,.2f}" in html.unescape(out.read_text(encoding="utf-8"))
+
+    refused = run_cli("report", "--out", str(tmp_path / "never.html"), "--currency", "pounds", check=False)
+    assert refused.returncode == 4 and "ISO 4217" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "never.html").exists()
+    assert report.fmt_money(-12.5, "USD") == "-$12.50" and report.fmt_money(None) == "–"
+
+
 def test_report_escapes_text(built: Built, tmp_path: Path) -> None:
     out = tmp_path / "escaped.html"
     with connect("local") as wh:

@@ -169,7 +169,6 @@ def test_failure_while_scoring_leaves_the_previous_table(
     ("change", "message"),
     [
         ("drop", "missing feature column(s): qty_returns"),
-        ("extra", "column(s) not present when the model was trained: loyalty_points"),
         ("text", "qty_products is"),
         ("null", "2 of 600 customers have NULL or non-finite feature values (frequency: 2)"),
     ],
@@ -185,9 +184,6 @@ def test_schema_drift_and_bad_values_are_refused(
     types = dict(COLUMN_TYPES)
     if change == "drop":
         frame = frame.drop(columns="qty_returns")
-    elif change == "extra":
-        frame["loyalty_points"] = 1
-        types["loyalty_points"] = "integer"
     elif change == "text":
         frame["qty_products"] = frame["qty_products"].astype(str)
         types["qty_products"] = "varchar"
@@ -200,6 +196,39 @@ def test_schema_drift_and_bad_values_are_refused(
             score(wh, loaded, target.schema)
     assert message in str(err.value)
     assert segments(target) == before, "a refused run writes nothing"
+
+
+def test_a_new_column_is_named_and_left_out_of_scoring(trained, target: Target, store: LocalStore) -> None:
+    """A column added to customer_features after training does not stop scoring; the trained features decide."""
+    loaded = load_pinned(store)
+    with connect(target) as wh:
+        score(wh, loaded, target.schema)
+    before = segments(target)
+    frame = synthetic_features()
+    # Values that would move customers if they were used.
+    frame["loyalty_points"] = np.arange(len(frame))[::-1] * 1000
+    types = {**COLUMN_TYPES, "loyalty_points": "integer"}
+    notices: list[str] = []
+    with connect(target) as wh:
+        create_features(wh, frame, types)
+        result = score(wh, loaded, target.schema, notice=notices.append)
+    assert result.new_columns == ("loyalty_points",) and result.customers == 600
+    assert len(notices) == 1 and "loyalty_points" in notices[0] and "insiders train --features" in notices[0]
+    after = segments(target)
+    assert [r[:5] for r in after] == [r[:5] for r in before], "the new column does not change the segments"
+
+
+def test_cli_score_prints_the_notice_for_a_new_column(duckdb_file: Path, tmp_path: Path, pin_path: Path) -> None:
+    store = LocalStore(tmp_path / "artifacts")
+    with connect("local") as wh:
+        create_features(wh, synthetic_features())
+        train(wh, store, "main", FAST, promote=True)
+        frame = synthetic_features().assign(loyalty_points=7)
+        create_features(wh, frame, {**COLUMN_TYPES, "loyalty_points": "integer"})
+    proc = run_cli("score", "--target", "local", "--artifacts", str(store.root), "--quiet")
+    assert "Scored 600 customers" in proc.stdout
+    assert "notice:" in proc.stderr and "loyalty_points" in proc.stderr and "not trained on" in proc.stderr
+    assert "--allow-extra-columns" not in run_cli("score", "--help").stdout
 
 
 def test_tampered_artifact_is_refused_before_unpickling(

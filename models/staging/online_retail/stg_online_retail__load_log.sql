@@ -17,6 +17,8 @@ renamed as (
         cast(lines_read as bigint) as lines_read,
         cast(lines_loaded as bigint) as lines_loaded,
         cast(lines_rejected as bigint) as lines_rejected,
+        -- Lines other files had already delivered (null in load logs written before the column existed).
+        cast(coalesce(lines_skipped, 0) as bigint) as lines_skipped,
         cast(loaded_at as timestamp) as loaded_at
 
     from source
