@@ -91,6 +91,9 @@ def test_real_file_gives_the_spec_figures(
     assert "k = 8 (chosen): 500 Insiders (11.6%), 57.0% of revenue" in trained.stdout, trained.stdout
     again = run_cli("train", "--target", target.name)
     assert "reused it, nothing new was written" in again.stdout, again.stdout
+    listing = run_cli("models").stdout
+    assert listing.count("k=8  Insiders=500 (11.6%)") == 1, listing
+    assert "features=gross_revenue,recency_days,frequency,return_rate" in listing, listing
     scored = run_cli("score", "--target", target.name, "--quiet")
     assert "Scored 4,329 customers" in scored.stdout
     summary = query(

@@ -7,6 +7,7 @@ Fast tests run on small synthetic customer tables built here. The quality bars r
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import replace
 
 import joblib
@@ -394,3 +395,28 @@ def test_a_forced_k_that_fails_a_check_trains_and_says_which(customers):
     assert "insiders_share" in failed
     assert any("forced k = 3 fail" in line and "insiders_share" in line for line in result.explanation)
     assert not train(customers, replace(FAST, k=5)).failed
+
+
+def test_model_card_explains_the_choice_and_reads_well(customers, trained):
+    from insiders.training import model_card
+
+    manifest = {
+        "training_data": {
+            "customers": len(customers),
+            "as_of_date": "2011-12-09",
+            "target": "local",
+            "fingerprint": "0" * 64,
+        },
+        "created_at": "2026-01-01T00:00:00Z",
+        "features": list(FAST.features),
+        "chosen": f"KMeans with k={trained.chosen_k}",
+        "libraries": {"scikit-learn": "x"},
+    }
+    card = model_card("v1", manifest, trained.profile, trained.selection, trained.explanation, trained.checks)
+    assert "## Why this k" in card and trained.explanation[0] in card
+    assert "## Business checks of the Insiders" in card and "[pass]" in card
+    assert "## Appendix: every candidate" in card
+    assert not re.search(r"\|\s*(nan|<NA>|None|NaT)\s*\|", card), card
+    appendix = card.split("## Appendix")[1]
+    share = trained.selection.loc[trained.selection["chosen"], "insiders_share"].iloc[0]
+    assert f"{share:.1%}" in appendix
