@@ -503,7 +503,7 @@ def test_unreadable_file_is_one_error_line(
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(loader, "open", refusing_open, raising=False)
-    assert cli.main(["load", str(path), "--target", "local"]) == 2
+    assert cli.main(["load", str(path), "--target", "local"]) == 4
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"error: {path}: cannot read the file (Permission denied)"]
 
@@ -526,7 +526,7 @@ def test_connection_lost_during_the_load_is_one_error_line(
 
     monkeypatch.setattr(Warehouse, "append_arrow", dropped)
     path = write_csv(tmp_path / "next.csv", [line.replace("536", "576") for line in KAGGLE_LINES])
-    assert cli.main(["load", str(path), "--target", "postgres"]) == 2
+    assert cli.main(["load", str(path), "--target", "postgres"]) == 5
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: next.csv: the warehouse failed during the load (")
     assert "nothing of the file was committed" in err[0]
