@@ -5,6 +5,7 @@ these statuses (docs/operations.md lists them for operators and schedulers):
 
 ====  ===========================================================================================
 0     success
+1     ``insiders evaluate`` only: its verdict is that the model falls short (a result, not an error)
 2     the command line itself is wrong (argparse's usage errors; nothing was attempted)
 3     another ``insiders run`` holds the run lock (nothing was done; try again later)
 4     a user error: bad input, configuration, pin or artifact (fix what the message names)
