@@ -43,6 +43,7 @@ def synthetic_features(n: int = 600, seed: int = 3) -> pd.DataFrame:
             "qty_products": np.where(group == 0, rng.integers(200, 900, n), rng.integers(5, 80, n)),
             "frequency": np.where(group == 0, rng.uniform(0.1, 0.4, n), rng.uniform(0.005, 0.05, n)),
             "qty_returns": np.where(group == 0, rng.integers(0, 60, n), rng.integers(0, 3, n)),
+            "return_rate": np.where(group == 0, rng.uniform(0, 0.2, n), rng.uniform(0, 0.05, n)).round(4),
         }
     )
     return frame
@@ -57,6 +58,7 @@ COLUMN_TYPES = {
     "qty_products": "bigint",
     "frequency": "double precision",
     "qty_returns": "bigint",
+    "return_rate": "double precision",
 }
 
 
@@ -168,8 +170,8 @@ def test_failure_while_scoring_leaves_the_previous_table(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("drop", "missing feature column(s): qty_returns"),
-        ("text", "qty_products is"),
+        ("drop", "missing feature column(s): return_rate"),
+        ("text", "recency_days is"),
         ("null", "2 of 600 customers have NULL or non-finite feature values (frequency: 2)"),
     ],
 )
@@ -183,10 +185,10 @@ def test_schema_drift_and_bad_values_are_refused(
     frame = synthetic_features()
     types = dict(COLUMN_TYPES)
     if change == "drop":
-        frame = frame.drop(columns="qty_returns")
+        frame = frame.drop(columns="return_rate")
     elif change == "text":
-        frame["qty_products"] = frame["qty_products"].astype(str)
-        types["qty_products"] = "varchar"
+        frame["recency_days"] = frame["recency_days"].astype(str)
+        types["recency_days"] = "varchar"
     else:
         frame["frequency"] = frame["frequency"].astype(object)
         frame.loc[[5, 17], "frequency"] = None
