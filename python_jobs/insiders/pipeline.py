@@ -189,6 +189,7 @@ def run(
     train_if_unpinned: bool = False,
     dbt_vars: str | None = None,
     date_format: str | None = None,
+    max_out_of_range_share: float | None = None,
     log: Callable[[str], None] = print,
     report: RunReport | None = None,
 ) -> RunReport:
@@ -196,7 +197,7 @@ def run(
     from insiders.artifacts import open_store
     from insiders.loader import load_file
     from insiders.registry import load_pinned, read_pin
-    from insiders.scoring import score
+    from insiders.scoring import DEFAULT_MAX_OUT_OF_RANGE_SHARE, score
     from insiders.training import train
 
     target = load_target(target_name)
@@ -251,7 +252,14 @@ def run(
             assert pin is not None
             loaded = load_pinned(pin=pin)
             with connect(target) as wh:
-                result = score(wh, loaded, target.schema)
+                result = score(
+                    wh,
+                    loaded,
+                    target.schema,
+                    max_out_of_range_share=(
+                        DEFAULT_MAX_OUT_OF_RANGE_SHARE if max_out_of_range_share is None else max_out_of_range_share
+                    ),
+                )
             return (
                 f"{result.customers:,} customers scored with model {result.model_version}, {result.insiders:,} Insiders"
             )

@@ -320,3 +320,91 @@ def test_cli_promote_pins_an_older_version_and_models_lists_it(
     unknown = run_cli("promote", "19990101T000000Z-deadbeef", check=False)
     assert unknown.returncode == 2 and "is not in" in unknown.stderr
     assert read_pin().version == v2, "a failed promotion leaves the pin alone"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Range checks: finite but absurd values are counted against the training range, and refuse the run above a share
+# ----------------------------------------------------------------------------------------------------------------
+ABSURD = {
+    "frequency 1e308": ("frequency", 1e308),
+    "negative return rate": ("return_rate", -0.5),
+    "revenue of 1e14": ("gross_revenue", 1e14),
+}
+# gross_revenue as a double: numeric(18, 4) cannot hold 1e14.
+WIDE_TYPES = {**COLUMN_TYPES, "gross_revenue": "double precision"}
+
+
+@pytest.mark.parametrize("case", list(ABSURD))
+def test_values_far_outside_the_training_range_refuse_the_run(
+    trained, target: Target, store: LocalStore, case: str
+) -> None:
+    column, value = ABSURD[case]
+    loaded = load_pinned(store)
+    assert set(loaded.manifest["feature_ranges"]) == set(loaded.manifest["features"])
+    with connect(target) as wh:
+        score(wh, loaded, target.schema)
+    before = segments(target)
+    frame = synthetic_features()
+    frame[column] = frame[column].astype(float)
+    frame.loc[[3, 50, 51, 52, 53, 54, 99], column] = value  # 7 of 600 customers: 1.17 % > 1 %
+    with connect(target) as wh:
+        create_features(wh, frame, WIDE_TYPES)
+        with pytest.raises(FeatureValidationError) as err:
+            score(wh, loaded, target.schema)
+    message = str(err.value)
+    assert "7 of 600 customers (1.17%) have feature values far outside the range" in message
+    assert f"{column}: 7 (allowed" in message and "--max-out-of-range-share 0.01" in message
+    assert segments(target) == before, "a refused run writes nothing"
+
+    # Under a looser share the same values are scored, and counted in a notice.
+    notices: list[str] = []
+    with connect(target) as wh:
+        result = score(wh, loaded, target.schema, notice=notices.append, max_out_of_range_share=0.05)
+    assert result.customers == 600 and result.out_of_range == {column: 7}
+    assert len(notices) == 1 and f"{column}: 7" in notices[0] and "scored anyway" in notices[0]
+
+
+def test_values_within_the_training_range_are_not_counted_and_old_manifests_skip_the_check(
+    trained, target: Target, store: LocalStore
+) -> None:
+    import dataclasses
+
+    loaded = load_pinned(store)
+    notices: list[str] = []
+    with connect(target) as wh:
+        result = score(wh, loaded, target.schema, notice=notices.append)
+    assert result.out_of_range == {} and notices == []
+
+    frame = synthetic_features()
+    frame["frequency"] = frame["frequency"].astype(float)
+    frame.loc[:20, "frequency"] = 1e308
+    old = dataclasses.replace(loaded, manifest={k: v for k, v in loaded.manifest.items() if k != "feature_ranges"})
+    with connect(target) as wh:
+        create_features(wh, frame, WIDE_TYPES)
+        result = score(wh, old, target.schema, notice=notices.append)
+    assert result.customers == 600 and result.out_of_range == {}
+    assert len(notices) == 1 and "range check is skipped" in notices[0]
+
+
+def test_cli_score_fails_with_an_error_line_above_the_share(duckdb_file: Path, tmp_path: Path, pin_path: Path) -> None:
+    store = LocalStore(tmp_path / "artifacts")
+    frame = synthetic_features()
+    frame["gross_revenue"] = frame["gross_revenue"].astype(float)
+    frame.loc[:9, "gross_revenue"] = 1e14
+    with connect("local") as wh:
+        create_features(wh, synthetic_features())
+        train(wh, store, "main", FAST, promote=True)
+        create_features(wh, frame, WIDE_TYPES)
+    refused = run_cli("score", "--target", "local", "--artifacts", str(store.root), "--quiet", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+    assert "10 of 600 customers" in line and "gross_revenue: 10" in line
+    assert query("local", "select count(*) from information_schema.tables where table_name = 'customer_segments'") == [
+        (0,)
+    ]
+    loose = run_cli(
+        "score", "--target", "local", "--artifacts", str(store.root), "--quiet", "--max-out-of-range-share", "0.02"
+    )
+    assert "Scored 600 customers" in loose.stdout and "gross_revenue: 10" in loose.stderr
+    bad = run_cli("score", "--max-out-of-range-share", "2", check=False)
+    assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
