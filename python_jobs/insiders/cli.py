@@ -273,11 +273,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             max_out_of_range_share=args.max_out_of_range_share,
             log=lambda line: print(line, flush=True),
             report=report,
+            force=args.force,
         )
     except PipelineStepError:
         print("\nRun FAILED. Steps:", flush=True)
         print(report.table(), flush=True)
         raise
+    if report.nothing_new:
+        print("\nNothing new: no scoring, no publishing. Steps:")
+        print(report.table())
+        return 0
     print("\nRun succeeded. Steps:")
     print(report.table())
     return 0
@@ -403,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vars", help="dbt --vars for both dbt steps, e.g. '{as_of_date: 2011-06-30}' (back-fill)")
     p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
     p.add_argument("--max-out-of-range-share", type=_share, default=0.01, metavar="SHARE", help=out_of_range_help)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="score and publish even when loads, --vars, model and code are those of the last published run",
+    )
     p.set_defaults(func=cmd_run)
 
     currency_help = "currency of the amounts, an ISO 4217 code (default: $INSIDERS_CURRENCY or GBP)"

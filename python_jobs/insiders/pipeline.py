@@ -67,6 +67,8 @@ class RunReport:
 
     target: str
     steps: list[Step] = field(default_factory=list)
+    #: set when the run stopped early because nothing changed since the last published run (what was compared)
+    nothing_new: str | None = None
 
     def table(self) -> str:
         """The final summary, one line per step."""
@@ -169,6 +171,182 @@ def _merge_vars(user_vars: str | None, extra: dict[str, str]) -> str:
     return yaml.safe_dump({**merged, **extra}, default_flow_style=True).strip()
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Run state: what a published run was computed from, so that a run with nothing new does nothing
+# ------------------------------------------------------------------------------------------------------------------
+RUN_STATE_TABLE = "insiders_run_state"
+# What the published answer depends on besides the data and the model: the dbt project and the package's code.
+_CODE_FOLDERS = ("models", "macros", "seeds")
+_CODE_FILES = ("dbt_project.yml", "selectors.yml")
+
+
+def _code_digest() -> str:
+    """sha256 over the dbt project's models, macros, seeds and configuration, and the package's Python code."""
+    import hashlib
+
+    root = project_dir()
+    package = Path(__file__).resolve().parent
+    paths = [root / name for name in _CODE_FILES]
+    for folder in _CODE_FOLDERS:
+        paths.extend(sorted(p for p in (root / folder).rglob("*") if p.is_file()))
+    paths.extend(sorted(package.glob("*.py")))
+    digest = hashlib.sha256()
+    for path in paths:
+        if path.is_file():
+            name = str(path.relative_to(package.parent) if path.is_relative_to(package) else path.relative_to(root))
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _canonical_vars(user_vars: str | None) -> str:
+    """The user's ``--vars`` as sorted YAML (``{}`` when none), so equal mappings compare equal."""
+    import yaml
+
+    parsed = yaml.safe_load(user_vars) if user_vars else {}
+    if not isinstance(parsed, dict):
+        raise PipelineStepError(f"--vars must be a YAML mapping, got {user_vars!r}")
+    return yaml.safe_dump({str(k): parsed[k] for k in sorted(parsed, key=str)}, default_flow_style=True).strip()
+
+
+def run_inputs(target: Target, user_vars: str | None) -> dict[str, str]:
+    """What a run's published answer is computed from, as short comparable strings.
+
+    ``loads``: how many files the load log holds, a digest of their sha256s (a file loaded or removed changes it)
+    and the newest load; ``vars``: the ``--vars`` (the as-of day among them); ``model``: the pinned version and
+    its sha256; ``code``: a digest of the dbt project and the package; ``schema``: where it is published.
+    """
+    import hashlib
+
+    raw = os.environ.get("INSIDERS_RAW_SCHEMA", "raw")
+    loads = "none"
+    with connect(target) as wh:
+        if wh.relation_exists(raw, "load_log"):
+            rows = wh.query(f"select file_sha256, load_id, loaded_at from {raw}.load_log order by loaded_at, load_id")
+            if rows:
+                digest = hashlib.sha256("\n".join(sorted(str(r[0]) for r in rows)).encode()).hexdigest()
+                _, newest_id, newest_at = rows[-1]
+                loads = (
+                    f"{len(rows)} file(s), digest {digest[:16]}, newest load {newest_id} at "
+                    f"{newest_at:%Y-%m-%d %H:%M:%S}"
+                )
+    return {
+        "loads": loads,
+        "vars": _canonical_vars(user_vars),
+        "model": model_input(),
+        "code": _code_digest()[:16],
+        "schema": target.schema,
+    }
+
+
+def model_input() -> str:
+    """The pinned model as compared between runs: its version and sha256 (and the manifest's, when pinned)."""
+    from insiders.registry import read_pin
+
+    pin = read_pin(required=False)
+    if pin is None:
+        return "none pinned"
+    model = f"{pin.version} sha256 {pin.sha256}"
+    manifest_digest = getattr(pin, "manifest_sha256", None)
+    return f"{model} manifest {manifest_digest}" if manifest_digest else model
+
+
+def previous_run_inputs(target: Target) -> tuple[str, str, dict[str, str]] | None:
+    """The run id, publish time and inputs of the last published run in this schema, if any."""
+    import json
+
+    with connect(target) as wh:
+        if not wh.relation_exists(target.schema, RUN_STATE_TABLE):
+            return None
+        rows = wh.query(
+            f"select run_id, published_at, inputs from {target.schema}.{RUN_STATE_TABLE} "
+            "order by published_at desc, run_id desc limit 1"
+        )
+    if not rows:
+        return None
+    run_id, published_at, inputs = rows[0]
+    try:
+        parsed = json.loads(inputs)
+    except ValueError:
+        return None
+    return str(run_id), f"{published_at:%Y-%m-%d %H:%M:%S}", parsed if isinstance(parsed, dict) else {}
+
+
+def record_run_inputs(target: Target, run_id: str, inputs: dict[str, str]) -> None:
+    """Append the inputs of a published run to the run state (right after the publish committed).
+
+    A kill between the publish and this row only makes the next run do its work again, never skip it.
+    """
+    import json
+
+    with connect(target) as wh, wh.transaction():
+        wh.execute(
+            f"create table if not exists {target.schema}.{RUN_STATE_TABLE} ("
+            "run_id varchar(36) not null, published_at timestamp not null, inputs varchar not null)"
+        )
+        wh.execute(
+            f"insert into {target.schema}.{RUN_STATE_TABLE} (run_id, published_at, inputs) values (%s, %s, %s)",
+            [run_id, _utc_now(), json.dumps(inputs, sort_keys=True)],
+        )
+
+
+def _utc_now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def check_nothing_new(target: Target, inputs: dict[str, str]) -> tuple[bool, str]:
+    """Whether the last published run of this schema had exactly these inputs, and what was compared."""
+    previous = previous_run_inputs(target)
+    if previous is None:
+        return False, "no published run recorded in this schema: running"
+    run_id, published_at, before = previous
+    changed = [name for name in inputs if before.get(name) != inputs[name]]
+    if changed:
+        detail = "; ".join(f"{name}: {before.get(name, '-')} -> {inputs[name]}" for name in changed)
+        return False, f"changed since run {run_id}: {detail}"
+    with connect(target) as wh:
+        if not wh.relation_exists(f"{target.schema}_{publish.LIVE_SUFFIX}", "insiders_summary"):
+            return False, f"same inputs as run {run_id}, but the live marts are missing: running"
+    compared = "; ".join(f"{name}: {value}" for name, value in inputs.items())
+    return True, (
+        f"nothing new since run {run_id} (published {published_at} UTC), compared {compared}. No scoring, no "
+        "publishing (--force runs anyway)"
+    )
+
+
+def stop_when_nothing_new(
+    report: RunReport,
+    target: Target,
+    user_vars: str | None,
+    force: bool,
+    inputs: dict[str, str],
+    log: Callable[[str], None],
+) -> bool:
+    """The run's "check" step: fill ``inputs`` and say whether the run stops here (nothing new, no --force)."""
+    unchanged = [False]
+
+    def check() -> str:
+        inputs.update(run_inputs(target, user_vars))
+        same, message = check_nothing_new(target, inputs)
+        if same and force:
+            return "nothing new, but --force: running anyway"
+        unchanged[0] = same
+        return message
+
+    _step(report, "check", check, log)
+    if unchanged[0]:
+        report.nothing_new = report.steps[-1].summary
+    return unchanged[0]
+
+
+def record_published_inputs(target: Target, state: dict[str, str | None], inputs: dict[str, str]) -> None:
+    """After a publish: record what it was computed from (the model as pinned now: a train step may have pinned it)."""
+    run_id = state.get("run_id")
+    if run_id and inputs:
+        record_run_inputs(target, run_id, {**inputs, "model": model_input()})
+
+
 def _step(report: RunReport, name: str, action: Callable[[], str], log: Callable[[str], None]) -> None:
     log(f"==> {name}")
     started = time.monotonic()
@@ -192,6 +370,7 @@ def run(
     max_out_of_range_share: float | None = None,
     log: Callable[[str], None] = print,
     report: RunReport | None = None,
+    force: bool = False,
 ) -> RunReport:
     """Run the whole pipeline; see the module docstring."""
     from insiders.artifacts import open_store
@@ -260,6 +439,7 @@ def run(
                         DEFAULT_MAX_OUT_OF_RANGE_SHARE if max_out_of_range_share is None else max_out_of_range_share
                     ),
                 )
+            state["run_id"] = result.run_id
             return (
                 f"{result.customers:,} customers scored with model {result.model_version}, {result.insiders:,} Insiders"
             )
@@ -272,9 +452,14 @@ def run(
             live = f"{target.schema}_{publish.LIVE_SUFFIX}"
             with connect(target) as wh:
                 tables = publish.publish_marts(wh, f"{target.schema}_{publish.BUILD_SUFFIX}", live)
+            record_published_inputs(target, state, inputs)
             return f"{len(tables)} marts published to {live} in one transaction"
 
         _step(report, "load", load, log)
+        inputs: dict[str, str] = {}
+        state: dict[str, str | None] = {"run_id": None}
+        if stop_when_nothing_new(report, target, dbt_vars, force, inputs, log):
+            return report
         _step(report, "features", features, log)
         if train_if_unpinned:
             _step(report, "train", train_step, log)

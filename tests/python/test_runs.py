@@ -1,0 +1,85 @@
+"""What a scheduled ``insiders run`` does when nothing changed, when data is stale, and when it back-fills."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import query, run_cli
+
+from insiders.pipeline import RUN_STATE_TABLE
+from insiders.warehouse import Target, connect
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A landing folder with one small generated file; the model pin and the artifacts stay in the test's folder."""
+    monkeypatch.setenv("INSIDERS_PIN_FILE", str(tmp_path / "pinned_model.yml"))
+    monkeypatch.setenv("INSIDERS_ARTIFACT_URI", str(tmp_path / "artifacts"))
+    folder = tmp_path / "landing"
+    run_cli("generate", "--out", str(folder / "a.csv.gz"), "--customers", "300", "--months", "6", "--seed", "11", "-q")
+    return folder
+
+
+def published(target: Target, schema: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every table of a marts schema, rows sorted, as strings."""
+    schema = schema or f"{target.schema}_marts"
+    with connect(target) as wh:
+        names = [
+            r[0]
+            for r in wh.query(
+                "select table_name from information_schema.tables where table_schema = %s order by 1", [schema]
+            )
+        ]
+        frames = {}
+        for name in names:
+            frame = wh.query_df(f"select * from {schema}.{name}")
+            frames[name] = frame.sort_values(list(frame.columns)).reset_index(drop=True).astype(str)
+    return frames
+
+
+def scoring_runs(target: Target, schema: str | None = None) -> int:
+    schema = schema or target.schema
+    return query(target, f"select count(distinct run_id) from {schema}.customer_segment_history")[0][0]
+
+
+def test_a_rerun_with_nothing_new_does_nothing_and_says_what_it_compared(target: Target, landing: Path) -> None:
+    first = run_cli("run", "--target", target.name, "--source", str(landing), "--train-if-unpinned")
+    assert "Run succeeded" in first.stdout
+    before = published(target)
+    assert scoring_runs(target) == 1
+
+    again = run_cli("run", "--target", target.name, "--source", str(landing))
+    assert again.returncode == 0 and "Run succeeded" not in again.stdout
+    assert "Nothing new: no scoring, no publishing" in again.stdout
+    (line,) = [x for x in again.stdout.splitlines() if x.startswith("<== check: nothing new since run")]
+    for compared in ("loads: 1 file(s)", "vars: {}", "model: ", "sha256 ", "code: ", f"schema: {target.schema}"):
+        assert compared in line, compared
+    for step in ("==> features", "==> score", "==> marts", "==> publish"):
+        assert step not in again.stdout, step
+    assert scoring_runs(target) == 1
+    now = published(target)
+    assert now.keys() == before.keys()
+    for name, frame in now.items():  # the run's own columns included: "entered / left" are not reset to 0 / 0
+        pd.testing.assert_frame_equal(frame, before[name], obj=name)
+    assert query(target, f"select count(*) from {target.schema}.{RUN_STATE_TABLE}") == [(1,)]
+
+    # --force does the work anyway.
+    forced = run_cli("run", "--target", target.name, "--source", str(landing), "--force")
+    assert "nothing new, but --force" in forced.stdout and "Run succeeded" in forced.stdout
+    assert scoring_runs(target) == 2
+    assert query(target, f"select count(*) from {target.schema}.{RUN_STATE_TABLE}") == [(2,)]
+
+    # Other --vars are a change too (the as-of day among them).
+    other = run_cli("run", "--target", target.name, "--vars", "{min_unit_price: 0.01}")
+    assert "changed since run" in other.stdout and "vars: {} -> {min_unit_price: 0.01}" in other.stdout
+    assert "Run succeeded" in other.stdout and scoring_runs(target) == 3
+
+    # A new file is a change: the run does its work and says what changed.
+    run_cli("generate", "--out", str(landing / "b.csv.gz"), "--customers", "120", "--months", "2", "--seed", "12", "-q")
+    new = run_cli("run", "--target", target.name, "--source", str(landing))
+    assert "changed since run" in new.stdout and "loads: 1 file(s)" in new.stdout and "-> 2 file(s)" in new.stdout
+    assert "Run succeeded" in new.stdout and scoring_runs(target) == 4
