@@ -4,6 +4,10 @@ Steps, in order, each timed and named:
 
 1. **load**: raw files of ``--source`` (a file, a folder, or an ``s3://bucket/prefix``) that are not loaded
    yet (already loaded content is skipped by its sha256);
+   **freshness**: the newest load's age against the thresholds declared in the sources YAML (fails above
+   ``error_after``, warns above ``warn_after``);
+   **check**: when the loads, ``--vars``, pinned model and code are those of the last published run, the run
+   stops here and says "nothing new" (``--force`` goes on);
 2. **features**: ``dbt build --selector features`` (staging, cleaning, customer_features, quality, tests);
 3. **train** (only with ``--train-if-unpinned`` and no pinned model): ``insiders train --promote``;
 4. **score**: apply the pinned model and publish ``customer_segments``;
@@ -315,6 +319,91 @@ def check_nothing_new(target: Target, inputs: dict[str, str]) -> tuple[bool, str
     )
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Freshness: the age of the newest load against the thresholds declared in the sources YAML
+# ------------------------------------------------------------------------------------------------------------------
+SOURCES_YAML = Path("models") / "staging" / "online_retail" / "_online_retail__sources.yml"
+FRESHNESS_TABLE = "load_log"
+_PERIODS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+class StaleDataError(InsidersError):
+    """The newest load is older than the declared error threshold."""
+
+
+def _threshold(value: object) -> float | None:
+    """Seconds of a dbt freshness threshold such as ``{count: 35, period: day}`` (``None`` when absent)."""
+    if not isinstance(value, dict):
+        return None
+    count, period = value.get("count"), value.get("period")
+    if period not in _PERIODS or isinstance(count, bool) or not isinstance(count, int | float) or count <= 0:
+        raise PipelineStepError(f"{SOURCES_YAML}: freshness threshold {value!r} is not {{count: N, period: day}}")
+    return float(count) * _PERIODS[str(period)]
+
+
+def declared_freshness() -> tuple[float | None, float | None]:
+    """The warn and error thresholds (seconds) declared for the load log in the sources YAML (table over source)."""
+    import yaml
+
+    path = project_dir() / SOURCES_YAML
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PipelineStepError(f"cannot read the declared source freshness in {path}: {exc}") from exc
+    freshness: object = None
+    for source in document.get("sources") or []:
+        if source.get("name") != "online_retail":
+            continue
+        freshness = (source.get("config") or {}).get("freshness", source.get("freshness"))
+        for table in source.get("tables") or []:
+            if table.get("name") == FRESHNESS_TABLE:
+                config = table.get("config") or {}
+                if "freshness" in config or "freshness" in table:
+                    freshness = config.get("freshness", table.get("freshness"))
+    if not isinstance(freshness, dict):
+        return None, None
+    return _threshold(freshness.get("warn_after")), _threshold(freshness.get("error_after"))
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds / 86400:.1f} days" if seconds >= 86400 else f"{seconds / 3600:.1f} hours"
+
+
+def check_freshness(target: Target, log: Callable[[str], None], now: object = None) -> str:
+    """The "freshness" step: fail above the error threshold, warn above the warn one, with the newest load's age."""
+    import datetime as dt
+
+    warn, error = declared_freshness()
+    if warn is None and error is None:
+        return f"no freshness declared in {SOURCES_YAML}: not checked"
+    raw = os.environ.get("INSIDERS_RAW_SCHEMA", "raw")
+    with connect(target) as wh:
+        rows = []
+        if wh.relation_exists(raw, FRESHNESS_TABLE):
+            rows = wh.query(
+                f"select load_id, file_name, loaded_at from {raw}.{FRESHNESS_TABLE} "
+                "order by loaded_at desc, load_id desc limit 1"
+            )
+    if not rows:
+        message = f"warning: nothing was ever loaded into {raw} ({target.describe()}): freshness not checked"
+        log(message)
+        return message
+    load_id, file_name, loaded_at = rows[0]
+    current = now if isinstance(now, dt.datetime) else dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    age = (current - loaded_at).total_seconds()
+    newest = f"the newest load ({file_name}, load {load_id}, at {loaded_at:%Y-%m-%d %H:%M} UTC) is {_age(age)} old"
+    if error is not None and age > error:
+        raise StaleDataError(
+            f"{newest}: older than the error threshold of {_age(error)} declared in {SOURCES_YAML}. Is --source "
+            "empty or mistyped, or is the delivery late? Nothing was built, scored or published"
+        )
+    if warn is not None and age > warn:
+        message = f"warning: {newest}: older than the warn threshold of {_age(warn)} declared in {SOURCES_YAML}"
+        log(message)
+        return message
+    return f"{newest} (warn after {_age(warn) if warn else '-'}, error after {_age(error) if error else '-'})"
+
+
 def stop_when_nothing_new(
     report: RunReport,
     target: Target,
@@ -456,6 +545,7 @@ def run(
             return f"{len(tables)} marts published to {live} in one transaction"
 
         _step(report, "load", load, log)
+        _step(report, "freshness", lambda: check_freshness(target, log), log)
         inputs: dict[str, str] = {}
         state: dict[str, str | None] = {"run_id": None}
         if stop_when_nothing_new(report, target, dbt_vars, force, inputs, log):

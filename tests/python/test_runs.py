@@ -83,3 +83,39 @@ def test_a_rerun_with_nothing_new_does_nothing_and_says_what_it_compared(target:
     new = run_cli("run", "--target", target.name, "--source", str(landing))
     assert "changed since run" in new.stdout and "loads: 1 file(s)" in new.stdout and "-> 2 file(s)" in new.stdout
     assert "Run succeeded" in new.stdout and scoring_runs(target) == 4
+
+
+def age_loads(target: Target, days: int) -> None:
+    """Make every load look ``days`` days older, as if nothing had been delivered since."""
+    with connect(target) as wh, wh.transaction():
+        for table in ("load_log", "transactions", "rejected_lines"):
+            wh.execute(f"update raw.{table} set loaded_at = loaded_at - interval '{days} days'")
+
+
+def test_stale_data_fails_the_run_and_late_data_warns(target: Target, landing: Path, tmp_path: Path) -> None:
+    run_cli("load", "--target", target.name, str(landing / "a.csv.gz"), "-q")
+    age_loads(target, 100)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for source in (str(empty), str(landing)):  # an empty folder; the folder whose only file is loaded already
+        stale = run_cli("run", "--target", target.name, "--source", source, "--train-if-unpinned", check=False)
+        assert stale.returncode != 0 and "Run succeeded" not in stale.stdout and "Run FAILED" in stale.stdout
+        (line,) = [x for x in stale.stderr.splitlines() if x.startswith("error:")]
+        assert "step 'freshness' failed" in line and "a.csv.gz" in line and "is 100.0 days old" in line
+        assert "error threshold of 70.0 days" in line and "--source" in line
+        assert "==> features" not in stale.stdout
+    with connect(target) as wh:
+        assert not wh.relation_exists(f"{target.schema}_marts", "insiders_summary"), "nothing was published"
+
+    # Between the warn (35 days) and the error (70 days) thresholds: the run warns with the age, and succeeds.
+    age_loads(target, -60)
+    late = run_cli("run", "--target", target.name, "--source", str(empty), "--train-if-unpinned")
+    assert "Run succeeded" in late.stdout
+    assert "warning: the newest load (a.csv.gz" in late.stdout and "is 40.0 days old" in late.stdout
+    assert "warn threshold of 35.0 days" in late.stdout
+
+
+def test_freshness_thresholds_come_from_the_sources_yaml() -> None:
+    from insiders.pipeline import declared_freshness
+
+    assert declared_freshness() == (35 * 86400.0, 70 * 86400.0)
