@@ -405,7 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train and pin a model when none is pinned (quick start; production pins deliberately)",
     )
-    p.add_argument("--vars", help="dbt --vars for both dbt steps, e.g. '{as_of_date: 2011-06-30}' (back-fill)")
+    p.add_argument(
+        "--vars",
+        help="dbt --vars for both dbt steps; with an as_of_date, e.g. '{as_of_date: 2011-06-30}', a back-fill that "
+        "builds and publishes in <schema>_backfill_<YYYYMMDD>, never in the live marts",
+    )
     p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
     p.add_argument("--max-out-of-range-share", type=_share, default=0.01, metavar="SHARE", help=out_of_range_help)
     p.add_argument(

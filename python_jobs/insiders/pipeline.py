@@ -8,6 +8,8 @@ Steps, in order, each timed and named:
    ``error_after``, warns above ``warn_after``);
    **check**: when the loads, ``--vars``, pinned model and code are those of the last published run, the run
    stops here and says "nothing new" (``--force`` goes on);
+   a back-fill (``--vars '{as_of_date: …}'``) runs every later step in ``<schema>_backfill_<YYYYMMDD>``
+   (marts in ``…_marts``), its history rows marked ``backfill``: the live marts and history are not touched;
 2. **features**: ``dbt build --selector features`` (staging, cleaning, customer_features, quality, tests);
 3. **train** (only with ``--train-if-unpinned`` and no pinned model): ``insiders train --promote``;
 4. **score**: apply the pinned model and publish ``customer_segments``;
@@ -404,6 +406,75 @@ def check_freshness(target: Target, log: Callable[[str], None], now: object = No
     return f"{newest} (warn after {_age(warn) if warn else '-'}, error after {_age(error) if error else '-'})"
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Back-fills: a run with an as_of_date works in a schema of its own, never in the live one
+# ------------------------------------------------------------------------------------------------------------------
+BACKFILL_INFIX = "backfill"
+# The profile variable that sets the schema dbt builds in, per target type (see profiles.yml).
+_SCHEMA_ENV = {"duckdb": "INSIDERS_DUCKDB_SCHEMA", "postgres": "INSIDERS_PG_SCHEMA"}
+
+
+def backfill_day(user_vars: str | None):
+    """The ``as_of_date`` of ``--vars`` as a date, or ``None`` for a live run (no as-of day, or a null one)."""
+    import datetime as dt
+
+    import yaml
+
+    parsed = yaml.safe_load(user_vars) if user_vars else {}
+    if not isinstance(parsed, dict):
+        raise PipelineStepError(f"--vars must be a YAML mapping, got {user_vars!r}")
+    value = parsed.get("as_of_date")
+    if value is None or str(value).strip().lower() in ("", "none", "null"):
+        return None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError as exc:
+        raise PipelineStepError(f"--vars as_of_date must be a day as YYYY-MM-DD, got {value!r}") from exc
+
+
+def backfill_schema(live_schema: str, day) -> str:
+    """Where a back-fill as of ``day`` builds, scores and publishes: ``<schema>_backfill_<YYYYMMDD>`` (+ ``_marts``)."""
+    return f"{live_schema}_{BACKFILL_INFIX}_{day:%Y%m%d}"
+
+
+@contextlib.contextmanager
+def backfill_target(target: Target, user_vars: str | None, log: Callable[[str], None]) -> Iterator[Target | None]:
+    """For a back-fill, point the profile (this process and the dbt children) at the back-fill schema.
+
+    Yields the redirected target, or ``None`` for a live run; the environment is restored on exit.
+    """
+    day = backfill_day(user_vars)
+    if day is None:
+        yield None
+        return
+    variable = _SCHEMA_ENV[target.type]
+    schema = backfill_schema(target.schema, day)
+    previous = os.environ.get(variable)
+    os.environ[variable] = schema
+    try:
+        redirected = load_target(target.name)
+        if redirected.schema != schema:
+            raise PipelineStepError(
+                f"a back-fill builds in {schema}, but target '{target.name}' does not take its schema from "
+                f"${variable}; profiles.yml must set schema from it"
+            )
+        log(
+            f"back-fill as of {day:%Y-%m-%d}: building, scoring and publishing in {schema} and "
+            f"{schema}_{publish.LIVE_SUFFIX}; the live {target.schema}_{publish.LIVE_SUFFIX} and its history are "
+            "not touched"
+        )
+        yield redirected
+    finally:
+        if previous is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = previous
+
+
 def stop_when_nothing_new(
     report: RunReport,
     target: Target,
@@ -473,7 +544,10 @@ def run(
     extra = ["--vars", dbt_vars] if dbt_vars else []
     marts_vars = _merge_vars(dbt_vars, {"marts_schema": publish.BUILD_SUFFIX})
     log(f"insiders run on {target.describe()}")
-    with run_lock(target):
+    with run_lock(target), backfill_target(target, dbt_vars, log) as backfill:
+        # The steps below read ``target`` when they run: a back-fill's steps all work in its own schema.
+        target = backfill or target
+        run_kind = "live" if backfill is None else "backfill"
 
         def load() -> str:
             if not source:
@@ -524,6 +598,7 @@ def run(
                     wh,
                     loaded,
                     target.schema,
+                    run_kind=run_kind,
                     max_out_of_range_share=(
                         DEFAULT_MAX_OUT_OF_RANGE_SHARE if max_out_of_range_share is None else max_out_of_range_share
                     ),

@@ -15,6 +15,9 @@ while every training value was ≥ 0 (a negative spend, return rate or recency).
 feature and named in a notice; when the share of customers with at least one such value exceeds
 ``max_out_of_range_share`` (default 1 %), the run fails before anything is written. A manifest without
 ``feature_ranges`` (models trained before ranges were recorded) skips the check with a notice.
+
+Every history row says what kind of run wrote it (``run_kind``): ``live`` for scheduled and hand-run scoring,
+``backfill`` for a back-fill (``insiders run`` with an ``as_of_date``, which scores in a schema of its own).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ DEFAULT_MAX_OUT_OF_RANGE_SHARE = 0.01
 # Serialises scoring runs on PostgreSQL.
 SCORE_LOCK_KEY = 0x1A5D_E251
 
+RUN_KINDS = ("live", "backfill")
 SEGMENT_COLUMNS = (
     "customer_id",
     "cluster_id",
@@ -258,6 +262,7 @@ def score(
     now: dt.datetime | None = None,
     notice: Callable[[str], None] = _stderr,
     max_out_of_range_share: float = DEFAULT_MAX_OUT_OF_RANGE_SHARE,
+    run_kind: str = "live",
 ) -> ScoreResult:
     """Validate, apply the model in chunks, and publish the segments atomically.
 
@@ -267,6 +272,8 @@ def score(
     ``max_out_of_range_share`` of the customers, :class:`OutOfRangeError` stops the run before anything is written
     (see the module docstring).
     """
+    if run_kind not in RUN_KINDS:
+        raise ValueError(f"run_kind must be one of {RUN_KINDS}, got {run_kind!r}")
     started = dt.datetime.now()
     manifest = loaded.manifest
     features: list[str] = list(manifest["features"])
@@ -304,6 +311,8 @@ def score(
             raise InsidersError("another scoring run is writing customer_segments; try again when it ends")
         wh.execute(segments_ddl(schema, SEGMENTS_TABLE))
         wh.execute(segments_ddl(schema, HISTORY_TABLE))
+        # Added after the first release: histories written before have no run_kind (their rows are live runs).
+        wh.execute(f"alter table {schema}.{HISTORY_TABLE} add column if not exists run_kind varchar")
         # Inside the transaction: readers keep seeing the previous rows until the commit.
         wh.execute(f"delete from {target}")
         # Pass 2: score and write chunk by chunk.
@@ -331,8 +340,9 @@ def score(
             if progress is not None:
                 progress(scored, problems.customers)
         wh.execute(
-            f"insert into {schema}.{HISTORY_TABLE} ({', '.join(SEGMENT_COLUMNS)}) "
-            f"select {', '.join(SEGMENT_COLUMNS)} from {target}"
+            f"insert into {schema}.{HISTORY_TABLE} ({', '.join(SEGMENT_COLUMNS)}, run_kind) "
+            f"select {', '.join(SEGMENT_COLUMNS)}, %s from {target}",
+            [run_kind],
         )
     insiders = int(wh.query(f"select count(*) from {target} where is_insider and run_id = %s", [run_id])[0][0])
     return ScoreResult(

@@ -119,3 +119,42 @@ def test_freshness_thresholds_come_from_the_sources_yaml() -> None:
     from insiders.pipeline import declared_freshness
 
     assert declared_freshness() == (35 * 86400.0, 70 * 86400.0)
+
+
+def test_a_backfill_publishes_in_its_own_schema_and_never_touches_the_live_marts(target: Target, landing: Path) -> None:
+    run_cli("run", "--target", target.name, "--source", str(landing), "--train-if-unpinned")
+    live = published(target)
+    assert scoring_runs(target) == 1
+
+    backfill = run_cli("run", "--target", target.name, "--vars", "{as_of_date: 2011-03-31}")
+    schema = f"{target.schema}_backfill_20110331"
+    assert "Run succeeded" in backfill.stdout
+    assert f"back-fill as of 2011-03-31: building, scoring and publishing in {schema}" in backfill.stdout
+    assert f"marts published to {schema}_marts" in backfill.stdout
+
+    # The live marts, history and changes are exactly as the live run left them: no old picture, no departures.
+    now = published(target)
+    assert now.keys() == live.keys()
+    for name, frame in now.items():
+        pd.testing.assert_frame_equal(frame, live[name], obj=name)
+    assert query(
+        target,
+        f"select run_kind, count(distinct run_id) from {target.schema}.customer_segment_history group by run_kind",
+    ) == [("live", 1)]
+
+    # The back-fill has its own features as of that day, its own history (marked), and its own marts.
+    assert query(target, f"select distinct as_of_date from {schema}.customer_features") == [
+        (pd.Timestamp("2011-03-31").date(),)
+    ]
+    assert query(
+        target, f"select run_kind, count(distinct run_id) from {schema}.customer_segment_history group by run_kind"
+    ) == [("backfill", 1)]
+    marts = published(target, f"{schema}_marts")
+    assert {"dim_customers", "insiders_summary", "insiders_changes"} <= set(marts)
+    changes = marts["insiders_changes"]
+    assert set(changes["membership_change"]) <= {"entered"}, "a back-fill's only run records no departures"
+
+    # The same back-fill again has nothing new (its own run state); the live schema is still untouched.
+    again = run_cli("run", "--target", target.name, "--vars", "{as_of_date: 2011-03-31}")
+    assert "Nothing new" in again.stdout and scoring_runs(target, schema) == 1
+    assert scoring_runs(target) == 1
