@@ -224,7 +224,7 @@ def run_inputs(target: Target, user_vars: str | None) -> dict[str, str]:
     import hashlib
 
     raw = os.environ.get("INSIDERS_RAW_SCHEMA", "raw")
-    loads = "none"
+    loads = f"none in {raw}"
     with connect(target) as wh:
         if wh.relation_exists(raw, "load_log"):
             rows = wh.query(f"select file_sha256, load_id, loaded_at from {raw}.load_log order by loaded_at, load_id")
@@ -232,7 +232,7 @@ def run_inputs(target: Target, user_vars: str | None) -> dict[str, str]:
                 digest = hashlib.sha256("\n".join(sorted(str(r[0]) for r in rows)).encode()).hexdigest()
                 _, newest_id, newest_at = rows[-1]
                 loads = (
-                    f"{len(rows)} file(s), digest {digest[:16]}, newest load {newest_id} at "
+                    f"{len(rows)} file(s) in {raw}, digest {digest[:16]}, newest load {newest_id} at "
                     f"{newest_at:%Y-%m-%d %H:%M:%S}"
                 )
     return {
@@ -298,7 +298,7 @@ def record_run_inputs(target: Target, run_id: str, inputs: dict[str, str]) -> No
 def _utc_now():
     import datetime as dt
 
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def check_nothing_new(target: Target, inputs: dict[str, str]) -> tuple[bool, str]:
@@ -371,7 +371,7 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days" if seconds >= 86400 else f"{seconds / 3600:.1f} hours"
 
 
-def check_freshness(target: Target, log: Callable[[str], None], now: object = None) -> str:
+def check_freshness(target: Target, log: Callable[[str], None]) -> str:
     """The "freshness" step: fail above the error threshold, warn above the warn one, with the newest load's age."""
     import datetime as dt
 
@@ -391,8 +391,8 @@ def check_freshness(target: Target, log: Callable[[str], None], now: object = No
         log(message)
         return message
     load_id, file_name, loaded_at = rows[0]
-    current = now if isinstance(now, dt.datetime) else dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    age = (current - loaded_at).total_seconds()
+    # loaded_at is UTC without a time zone (the loader writes it so).
+    age = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - loaded_at).total_seconds()
     newest = f"the newest load ({file_name}, load {load_id}, at {loaded_at:%Y-%m-%d %H:%M} UTC) is {_age(age)} old"
     if error is not None and age > error:
         raise StaleDataError(

@@ -56,7 +56,7 @@ def test_a_rerun_with_nothing_new_does_nothing_and_says_what_it_compared(target:
     assert again.returncode == 0 and "Run succeeded" not in again.stdout
     assert "Nothing new: no scoring, no publishing" in again.stdout
     (line,) = [x for x in again.stdout.splitlines() if x.startswith("<== check: nothing new since run")]
-    for compared in ("loads: 1 file(s)", "vars: {}", "model: ", "sha256 ", "code: ", f"schema: {target.schema}"):
+    for compared in ("loads: 1 file(s) in raw", "vars: {}", "model: ", "sha256 ", "code: ", f"schema: {target.schema}"):
         assert compared in line, compared
     for step in ("==> features", "==> score", "==> marts", "==> publish"):
         assert step not in again.stdout, step
@@ -81,7 +81,11 @@ def test_a_rerun_with_nothing_new_does_nothing_and_says_what_it_compared(target:
     # A new file is a change: the run does its work and says what changed.
     run_cli("generate", "--out", str(landing / "b.csv.gz"), "--customers", "120", "--months", "2", "--seed", "12", "-q")
     new = run_cli("run", "--target", target.name, "--source", str(landing))
-    assert "changed since run" in new.stdout and "loads: 1 file(s)" in new.stdout and "-> 2 file(s)" in new.stdout
+    assert (
+        "changed since run" in new.stdout
+        and "loads: 1 file(s) in raw" in new.stdout
+        and "-> 2 file(s) in raw" in new.stdout
+    )
     assert "Run succeeded" in new.stdout and scoring_runs(target) == 4
 
 
