@@ -162,3 +162,32 @@ def test_a_backfill_publishes_in_its_own_schema_and_never_touches_the_live_marts
     again = run_cli("run", "--target", target.name, "--vars", "{as_of_date: 2011-03-31}")
     assert "Nothing new" in again.stdout and scoring_runs(target, schema) == 1
     assert scoring_runs(target) == 1
+
+
+def test_backfill_day_and_schema_are_read_from_the_vars() -> None:
+    import datetime as dt
+
+    from insiders.pipeline import PipelineStepError, backfill_day, backfill_schema
+
+    assert backfill_day(None) is None and backfill_day("{}") is None
+    assert backfill_day("{as_of_date: null}") is None and backfill_day("{min_unit_price: 0.1}") is None
+    assert backfill_day("{as_of_date: 2011-06-30}") == dt.date(2011, 6, 30)
+    assert backfill_day("{as_of_date: '2011-06-30'}") == dt.date(2011, 6, 30)
+    assert backfill_schema("analytics", dt.date(2011, 6, 30)) == "analytics_backfill_20110630"
+    with pytest.raises(PipelineStepError, match="YYYY-MM-DD"):
+        backfill_day("{as_of_date: 2011-6-31}")
+
+
+def test_allowed_range_is_the_training_range_widened_by_its_width_never_negative_if_training_was_not() -> None:
+    from insiders.scoring import allowed_ranges
+
+    manifest = {
+        "feature_ranges": {
+            "gross_revenue": {"min": 0.0, "max": 1000.0, "p01": 5.0, "p99": 900.0},
+            "balance": {"min": -50.0, "max": 50.0, "p01": -40.0, "p99": 40.0},
+            "constant": {"min": 3.0, "max": 3.0, "p01": 3.0, "p99": 3.0},
+        }
+    }
+    allowed = allowed_ranges(manifest, ["gross_revenue", "balance", "constant", "unrecorded"])
+    assert allowed == {"gross_revenue": (0.0, 2000.0), "balance": (-150.0, 150.0), "constant": (2.0, 4.0)}
+    assert allowed_ranges({}, ["gross_revenue"]) is None
