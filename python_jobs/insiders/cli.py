@@ -256,6 +256,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 loaded,
                 wh.target.schema,
                 progress=None if args.quiet else _Progress("scored"),
+                max_out_of_range_share=args.max_out_of_range_share,
             )
             print(
                 f"Scored {result.customers:,} customers into {wh.target.schema}.customer_segments "
@@ -279,14 +280,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             train_if_unpinned=args.train_if_unpinned,
             dbt_vars=args.vars,
             date_format=args.date_format,
+            max_out_of_range_share=args.max_out_of_range_share,
             log=lambda line: print(line, flush=True),
             report=report,
+            force=args.force,
         )
     except (Exception, KeyboardInterrupt, Terminated):
         # Whatever stopped the run (a step, the lock, a bug, a signal), the step table says how far it got.
         print("\nRun FAILED. Steps:", flush=True)
         print(report.table(), flush=True)
         raise
+    if report.nothing_new:
+        print("\nNothing new: no scoring, no publishing. Steps:")
+        print(report.table())
+        return 0
     print("\nRun succeeded. Steps:")
     print(report.table())
     return 0
@@ -390,9 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=5, help="models trained on 80%% samples (default 5)")
     p.set_defaults(func=cmd_evaluate)
 
+    out_of_range_help = (
+        "fail when more than this share of customers has a feature value far outside the model's training range "
+        "(docs/operations.md; default 0.01)"
+    )
     p = sub.add_parser("score", help="apply the pinned model and publish customer_segments")
     p.add_argument("--target", help=target_help)
     p.add_argument("--artifacts", help=artifacts_help)
+    p.add_argument("--max-out-of-range-share", type=_share, default=0.01, metavar="SHARE", help=out_of_range_help)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_score)
 
@@ -404,8 +416,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train and pin a model when none is pinned (quick start; production pins deliberately)",
     )
-    p.add_argument("--vars", help="dbt --vars for both dbt steps, e.g. '{as_of_date: 2011-06-30}' (back-fill)")
+    p.add_argument(
+        "--vars",
+        help="dbt --vars for both dbt steps; with an as_of_date, e.g. '{as_of_date: 2011-06-30}', a back-fill that "
+        "builds and publishes in <schema>_backfill_<YYYYMMDD>, never in the live marts",
+    )
     p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
+    p.add_argument("--max-out-of-range-share", type=_share, default=0.01, metavar="SHARE", help=out_of_range_help)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="score and publish even when loads, --vars, model and code are those of the last published run",
+    )
     p.set_defaults(func=cmd_run)
 
     currency_help = "currency of the amounts, an ISO 4217 code (default: $INSIDERS_CURRENCY or GBP)"

@@ -4,6 +4,12 @@ Steps, in order, each timed and named:
 
 1. **load**: raw files of ``--source`` (a file, a folder, or an ``s3://bucket/prefix``) that are not loaded
    yet (already loaded content is skipped by its sha256);
+   **freshness**: the newest load's age against the thresholds declared in the sources YAML (fails above
+   ``error_after``, warns above ``warn_after``);
+   **check**: when the loads, ``--vars``, pinned model and code are those of the last published run, the run
+   stops here and says "nothing new" (``--force`` goes on);
+   a back-fill (``--vars '{as_of_date: …}'``) runs every later step in ``<schema>_backfill_<YYYYMMDD>``
+   (marts in ``…_marts``), its history rows marked ``backfill``: the live marts and history are not touched;
 2. **features**: ``dbt build --selector features`` (staging, cleaning, customer_features, quality, tests);
 3. **train** (only with ``--train-if-unpinned`` and no pinned model): ``insiders train --promote``;
 4. **score**: apply the pinned model and publish ``customer_segments``;
@@ -95,6 +101,8 @@ class RunReport:
 
     target: str
     steps: list[Step] = field(default_factory=list)
+    #: set when the run stopped early because nothing changed since the last published run (what was compared)
+    nothing_new: str | None = None
 
     def table(self) -> str:
         """The final summary, one line per step."""
@@ -323,6 +331,336 @@ def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Run state: what a published run was computed from, so that a run with nothing new does nothing
+# ------------------------------------------------------------------------------------------------------------------
+RUN_STATE_TABLE = "insiders_run_state"
+# What the published answer depends on besides the data and the model: the dbt project and the package's code.
+_CODE_FOLDERS = ("models", "macros", "seeds")
+_CODE_FILES = ("dbt_project.yml", "selectors.yml")
+
+
+def _code_digest() -> str:
+    """sha256 over the dbt project's models, macros, seeds and configuration, and the package's Python code."""
+    import hashlib
+
+    root = project_dir()
+    package = Path(__file__).resolve().parent
+    paths = [root / name for name in _CODE_FILES]
+    for folder in _CODE_FOLDERS:
+        paths.extend(sorted(p for p in (root / folder).rglob("*") if p.is_file()))
+    paths.extend(sorted(package.glob("*.py")))
+    digest = hashlib.sha256()
+    for path in paths:
+        if path.is_file():
+            name = str(path.relative_to(package.parent) if path.is_relative_to(package) else path.relative_to(root))
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _canonical_vars(user_vars: str | None) -> str:
+    """The user's ``--vars`` as sorted YAML (``{}`` when none), so equal mappings compare equal."""
+    import yaml
+
+    parsed = yaml.safe_load(user_vars) if user_vars else {}
+    if not isinstance(parsed, dict):
+        raise PipelineStepError(f"--vars must be a YAML mapping, got {user_vars!r}")
+    return yaml.safe_dump({str(k): parsed[k] for k in sorted(parsed, key=str)}, default_flow_style=True).strip()
+
+
+def run_inputs(target: Target, user_vars: str | None) -> dict[str, str]:
+    """What a run's published answer is computed from, as short comparable strings.
+
+    ``loads``: how many files the load log holds, a digest of their sha256s (a file loaded or removed changes it)
+    and the newest load; ``vars``: the ``--vars`` (the as-of day among them); ``model``: the pinned version and
+    its sha256; ``code``: a digest of the dbt project and the package; ``schema``: where it is published.
+    """
+    import hashlib
+
+    raw = os.environ.get("INSIDERS_RAW_SCHEMA", "raw")
+    loads = f"none in {raw}"
+    with connect(target) as wh:
+        if wh.relation_exists(raw, "load_log"):
+            rows = wh.query(f"select file_sha256, load_id, loaded_at from {raw}.load_log order by loaded_at, load_id")
+            if rows:
+                digest = hashlib.sha256("\n".join(sorted(str(r[0]) for r in rows)).encode()).hexdigest()
+                _, newest_id, newest_at = rows[-1]
+                loads = (
+                    f"{len(rows)} file(s) in {raw}, digest {digest[:16]}, newest load {newest_id} at "
+                    f"{newest_at:%Y-%m-%d %H:%M:%S}"
+                )
+    return {
+        "loads": loads,
+        "vars": _canonical_vars(user_vars),
+        "model": model_input(),
+        "code": _code_digest()[:16],
+        "schema": target.schema,
+    }
+
+
+def model_input() -> str:
+    """The pinned model as compared between runs: its version and sha256 (and the manifest's, when pinned)."""
+    from insiders.registry import read_pin
+
+    pin = read_pin(required=False)
+    if pin is None:
+        return "none pinned"
+    model = f"{pin.version} sha256 {pin.sha256}"
+    manifest_digest = getattr(pin, "manifest_sha256", None)
+    return f"{model} manifest {manifest_digest}" if manifest_digest else model
+
+
+def previous_run_inputs(target: Target) -> tuple[str, str, dict[str, str]] | None:
+    """The run id, publish time and inputs of the last published run in this schema, if any."""
+    import json
+
+    with connect(target) as wh:
+        if not wh.relation_exists(target.schema, RUN_STATE_TABLE):
+            return None
+        rows = wh.query(
+            f"select run_id, published_at, inputs from {target.schema}.{RUN_STATE_TABLE} "
+            "order by published_at desc, run_id desc limit 1"
+        )
+    if not rows:
+        return None
+    run_id, published_at, inputs = rows[0]
+    try:
+        parsed = json.loads(inputs)
+    except ValueError:
+        return None
+    return str(run_id), f"{published_at:%Y-%m-%d %H:%M:%S}", parsed if isinstance(parsed, dict) else {}
+
+
+def record_run_inputs(target: Target, run_id: str, inputs: dict[str, str]) -> None:
+    """Append the inputs of a published run to the run state (right after the publish committed).
+
+    A kill between the publish and this row only makes the next run do its work again, never skip it.
+    """
+    import json
+
+    with connect(target) as wh, wh.transaction():
+        wh.execute(
+            f"create table if not exists {target.schema}.{RUN_STATE_TABLE} ("
+            "run_id varchar(36) not null, published_at timestamp not null, inputs varchar not null)"
+        )
+        wh.execute(
+            f"insert into {target.schema}.{RUN_STATE_TABLE} (run_id, published_at, inputs) values (%s, %s, %s)",
+            [run_id, _utc_now(), json.dumps(inputs, sort_keys=True)],
+        )
+
+
+def _utc_now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def check_nothing_new(target: Target, inputs: dict[str, str]) -> tuple[bool, str]:
+    """Whether the last published run of this schema had exactly these inputs, and what was compared."""
+    previous = previous_run_inputs(target)
+    if previous is None:
+        return False, "no published run recorded in this schema: running"
+    run_id, published_at, before = previous
+    changed = [name for name in inputs if before.get(name) != inputs[name]]
+    if changed:
+        detail = "; ".join(f"{name}: {before.get(name, '-')} -> {inputs[name]}" for name in changed)
+        return False, f"changed since run {run_id}: {detail}"
+    with connect(target) as wh:
+        if not wh.relation_exists(f"{target.schema}_{publish.LIVE_SUFFIX}", "insiders_summary"):
+            return False, f"same inputs as run {run_id}, but the live marts are missing: running"
+    compared = "; ".join(f"{name}: {value}" for name, value in inputs.items())
+    return True, (
+        f"nothing new since run {run_id} (published {published_at} UTC), compared {compared}. No scoring, no "
+        "publishing (--force runs anyway)"
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Freshness: the age of the newest load against the thresholds declared in the sources YAML
+# ------------------------------------------------------------------------------------------------------------------
+SOURCES_YAML = Path("models") / "staging" / "online_retail" / "_online_retail__sources.yml"
+FRESHNESS_TABLE = "load_log"
+_PERIODS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+class StaleDataError(InsidersError):
+    """The newest load is older than the declared error threshold."""
+
+
+def _threshold(value: object) -> float | None:
+    """Seconds of a dbt freshness threshold such as ``{count: 35, period: day}`` (``None`` when absent)."""
+    if not isinstance(value, dict):
+        return None
+    count, period = value.get("count"), value.get("period")
+    if period not in _PERIODS or isinstance(count, bool) or not isinstance(count, int | float) or count <= 0:
+        raise PipelineStepError(f"{SOURCES_YAML}: freshness threshold {value!r} is not {{count: N, period: day}}")
+    return float(count) * _PERIODS[str(period)]
+
+
+def declared_freshness() -> tuple[float | None, float | None]:
+    """The warn and error thresholds (seconds) declared for the load log in the sources YAML (table over source)."""
+    import yaml
+
+    path = project_dir() / SOURCES_YAML
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PipelineStepError(f"cannot read the declared source freshness in {path}: {exc}") from exc
+    freshness: object = None
+    for source in document.get("sources") or []:
+        if source.get("name") != "online_retail":
+            continue
+        freshness = (source.get("config") or {}).get("freshness", source.get("freshness"))
+        for table in source.get("tables") or []:
+            if table.get("name") == FRESHNESS_TABLE:
+                config = table.get("config") or {}
+                if "freshness" in config or "freshness" in table:
+                    freshness = config.get("freshness", table.get("freshness"))
+    if not isinstance(freshness, dict):
+        return None, None
+    return _threshold(freshness.get("warn_after")), _threshold(freshness.get("error_after"))
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds / 86400:.1f} days" if seconds >= 86400 else f"{seconds / 3600:.1f} hours"
+
+
+def check_freshness(target: Target, log: Callable[[str], None]) -> str:
+    """The "freshness" step: fail above the error threshold, warn above the warn one, with the newest load's age."""
+    import datetime as dt
+
+    warn, error = declared_freshness()
+    if warn is None and error is None:
+        return f"no freshness declared in {SOURCES_YAML}: not checked"
+    raw = os.environ.get("INSIDERS_RAW_SCHEMA", "raw")
+    with connect(target) as wh:
+        rows = []
+        if wh.relation_exists(raw, FRESHNESS_TABLE):
+            rows = wh.query(
+                f"select load_id, file_name, loaded_at from {raw}.{FRESHNESS_TABLE} "
+                "order by loaded_at desc, load_id desc limit 1"
+            )
+    if not rows:
+        message = f"warning: nothing was ever loaded into {raw} ({target.describe()}): freshness not checked"
+        log(message)
+        return message
+    load_id, file_name, loaded_at = rows[0]
+    # loaded_at is UTC without a time zone (the loader writes it so).
+    age = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - loaded_at).total_seconds()
+    newest = f"the newest load ({file_name}, load {load_id}, at {loaded_at:%Y-%m-%d %H:%M} UTC) is {_age(age)} old"
+    if error is not None and age > error:
+        raise StaleDataError(
+            f"{newest}: older than the error threshold of {_age(error)} declared in {SOURCES_YAML}. Is --source "
+            "empty or mistyped, or is the delivery late? Nothing was built, scored or published"
+        )
+    if warn is not None and age > warn:
+        message = f"warning: {newest}: older than the warn threshold of {_age(warn)} declared in {SOURCES_YAML}"
+        log(message)
+        return message
+    return f"{newest} (warn after {_age(warn) if warn else '-'}, error after {_age(error) if error else '-'})"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Back-fills: a run with an as_of_date works in a schema of its own, never in the live one
+# ------------------------------------------------------------------------------------------------------------------
+BACKFILL_INFIX = "backfill"
+# The profile variable that sets the schema dbt builds in, per target type (see profiles.yml).
+_SCHEMA_ENV = {"duckdb": "INSIDERS_DUCKDB_SCHEMA", "postgres": "INSIDERS_PG_SCHEMA"}
+
+
+def backfill_day(user_vars: str | None):
+    """The ``as_of_date`` of ``--vars`` as a date, or ``None`` for a live run (no as-of day, or a null one)."""
+    import datetime as dt
+
+    import yaml
+
+    parsed = yaml.safe_load(user_vars) if user_vars else {}
+    if not isinstance(parsed, dict):
+        raise PipelineStepError(f"--vars must be a YAML mapping, got {user_vars!r}")
+    value = parsed.get("as_of_date")
+    if value is None or str(value).strip().lower() in ("", "none", "null"):
+        return None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError as exc:
+        raise PipelineStepError(f"--vars as_of_date must be a day as YYYY-MM-DD, got {value!r}") from exc
+
+
+def backfill_schema(live_schema: str, day) -> str:
+    """Where a back-fill as of ``day`` builds, scores and publishes: ``<schema>_backfill_<YYYYMMDD>`` (+ ``_marts``)."""
+    return f"{live_schema}_{BACKFILL_INFIX}_{day:%Y%m%d}"
+
+
+@contextlib.contextmanager
+def backfill_target(target: Target, user_vars: str | None, log: Callable[[str], None]) -> Iterator[Target | None]:
+    """For a back-fill, point the profile (this process and the dbt children) at the back-fill schema.
+
+    Yields the redirected target, or ``None`` for a live run; the environment is restored on exit.
+    """
+    day = backfill_day(user_vars)
+    if day is None:
+        yield None
+        return
+    variable = _SCHEMA_ENV[target.type]
+    schema = backfill_schema(target.schema, day)
+    previous = os.environ.get(variable)
+    os.environ[variable] = schema
+    try:
+        redirected = load_target(target.name)
+        if redirected.schema != schema:
+            raise PipelineStepError(
+                f"a back-fill builds in {schema}, but target '{target.name}' does not take its schema from "
+                f"${variable}; profiles.yml must set schema from it"
+            )
+        log(
+            f"back-fill as of {day:%Y-%m-%d}: building, scoring and publishing in {schema} and "
+            f"{schema}_{publish.LIVE_SUFFIX}; the live {target.schema}_{publish.LIVE_SUFFIX} and its history are "
+            "not touched"
+        )
+        yield redirected
+    finally:
+        if previous is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = previous
+
+
+def stop_when_nothing_new(
+    report: RunReport,
+    target: Target,
+    user_vars: str | None,
+    force: bool,
+    inputs: dict[str, str],
+    log: Callable[[str], None],
+) -> bool:
+    """The run's "check" step: fill ``inputs`` and say whether the run stops here (nothing new, no --force)."""
+    unchanged = [False]
+
+    def check() -> str:
+        inputs.update(run_inputs(target, user_vars))
+        same, message = check_nothing_new(target, inputs)
+        if same and force:
+            return "nothing new, but --force: running anyway"
+        unchanged[0] = same
+        return message
+
+    _step(report, "check", check, log)
+    if unchanged[0]:
+        report.nothing_new = report.steps[-1].summary
+    return unchanged[0]
+
+
+def record_published_inputs(target: Target, state: dict[str, str | None], inputs: dict[str, str]) -> None:
+    """After a publish: record what it was computed from (the model as pinned now: a train step may have pinned it)."""
+    run_id = state.get("run_id")
+    if run_id and inputs:
+        record_run_inputs(target, run_id, {**inputs, "model": model_input()})
+
+
 def _step(report: RunReport, name: str, action: Callable[[], str], log: Callable[[str], None]) -> None:
     log(f"==> {name}")
     started = time.monotonic()
@@ -347,14 +685,16 @@ def run(
     train_if_unpinned: bool = False,
     dbt_vars: str | None = None,
     date_format: str | None = None,
+    max_out_of_range_share: float | None = None,
     log: Callable[[str], None] = print,
     report: RunReport | None = None,
+    force: bool = False,
 ) -> RunReport:
     """Run the whole pipeline; see the module docstring."""
     from insiders.artifacts import open_store
     from insiders.loader import load_file
     from insiders.registry import load_pinned, read_pin
-    from insiders.scoring import score
+    from insiders.scoring import DEFAULT_MAX_OUT_OF_RANGE_SHARE, score
     from insiders.training import train
 
     target = load_target(target_name)
@@ -367,7 +707,10 @@ def run(
     # published copies (macros/cross_db/grant_bi_read_access.sql reads bi_grants).
     marts_vars = _merge_vars(dbt_vars, {"marts_schema": publish.BUILD_SUFFIX, "bi_grants": False})
     log(f"insiders run on {target.describe()}")
-    with run_lock(target):
+    with run_lock(target), backfill_target(target, dbt_vars, log) as backfill:
+        # The steps below read ``target`` when they run: a back-fill's steps all work in its own schema.
+        target = backfill or target
+        run_kind = "live" if backfill is None else "backfill"
 
         def load() -> str:
             if not source:
@@ -412,7 +755,16 @@ def run(
             assert pin is not None
             loaded = load_pinned(pin=pin)
             with connect(target) as wh:
-                result = score(wh, loaded, target.schema)
+                result = score(
+                    wh,
+                    loaded,
+                    target.schema,
+                    run_kind=run_kind,
+                    max_out_of_range_share=(
+                        DEFAULT_MAX_OUT_OF_RANGE_SHARE if max_out_of_range_share is None else max_out_of_range_share
+                    ),
+                )
+            state["run_id"] = result.run_id
             return (
                 f"{result.customers:,} customers scored with model {result.model_version}, {result.insiders:,} Insiders"
             )
@@ -425,9 +777,15 @@ def run(
             live = f"{target.schema}_{publish.LIVE_SUFFIX}"
             with connect(target) as wh:
                 tables = publish.publish_marts(wh, f"{target.schema}_{publish.BUILD_SUFFIX}", live, log=log)
+            record_published_inputs(target, state, inputs)
             return f"{len(tables)} marts published to {live} in one transaction"
 
         _step(report, "load", load, log)
+        _step(report, "freshness", lambda: check_freshness(target, log), log)
+        inputs: dict[str, str] = {}
+        state: dict[str, str | None] = {"run_id": None}
+        if stop_when_nothing_new(report, target, dbt_vars, force, inputs, log):
+            return report
         _step(report, "features", features, log)
         if train_if_unpinned:
             _step(report, "train", train_step, log)

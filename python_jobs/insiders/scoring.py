@@ -7,6 +7,17 @@ only and prints a notice naming the new column(s). Rows are read, scored and wri
 flat. The published table is replaced in one transaction: readers see the previous segments or the new ones, never a
 partial or empty table, and a failure anywhere leaves the previous table as it was. Every run is also appended
 to ``customer_segment_history``.
+
+Range checks: the manifest records each feature's range on the training customers (``feature_ranges``: min, max,
+1st and 99th percentile). A value is *far outside* that range when it lies outside ``[min - w, max + w]``, ``w``
+being the width of the training range (``max - min``; 1 when the range is a single value), or when it is negative
+while every training value was ≥ 0 (a negative spend, return rate or recency). Far-outside values are counted per
+feature and named in a notice; when the share of customers with at least one such value exceeds
+``max_out_of_range_share`` (default 1 %), the run fails before anything is written. A manifest without
+``feature_ranges`` (models trained before ranges were recorded) skips the check with a notice.
+
+Every history row says what kind of run wrote it (``run_kind``): ``live`` for scheduled and hand-run scoring,
+``backfill`` for a back-fill (``insiders run`` with an ``as_of_date``, which scores in a schema of its own).
 """
 
 from __future__ import annotations
@@ -30,9 +41,12 @@ FEATURES_TABLE = "customer_features"
 SEGMENTS_TABLE = "customer_segments"
 HISTORY_TABLE = "customer_segment_history"
 CHUNK_ROWS = 100_000
+#: the share of customers with a feature value far outside the training range above which scoring fails
+DEFAULT_MAX_OUT_OF_RANGE_SHARE = 0.01
 # Serialises scoring runs on PostgreSQL.
 SCORE_LOCK_KEY = 0x1A5D_E251
 
+RUN_KINDS = ("live", "backfill")
 SEGMENT_COLUMNS = (
     "customer_id",
     "cluster_id",
@@ -151,6 +165,73 @@ class _ValueProblems:
             )
 
 
+class OutOfRangeError(FeatureValidationError):
+    """Too many customers have feature values far outside the range the model was trained on."""
+
+
+def allowed_ranges(manifest: dict[str, Any], features: list[str]) -> dict[str, tuple[float, float]] | None:
+    """Per feature, the interval outside which a value counts as far out of the training range.
+
+    ``None`` when the manifest records no ranges (older models). A feature without a recorded range is not checked.
+    """
+    recorded = manifest.get("feature_ranges")
+    if not isinstance(recorded, dict):
+        return None
+    allowed: dict[str, tuple[float, float]] = {}
+    for name in features:
+        r = recorded.get(name)
+        if not isinstance(r, dict):
+            continue
+        try:
+            low, high = float(r["min"]), float(r["max"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not (np.isfinite(low) and np.isfinite(high)) or low > high:
+            continue
+        width = high - low if high > low else 1.0
+        lower = low - width
+        if low >= 0:
+            lower = max(lower, 0.0)  # negative values where training had none
+        allowed[name] = (lower, high + width)
+    return allowed
+
+
+@dataclass
+class _RangeProblems:
+    allowed: dict[str, tuple[float, float]]
+    customers: int = 0
+    affected: int = 0
+    per_column: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, float] = field(default_factory=dict)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.customers += len(frame)
+        if not self.allowed or frame.empty:
+            return
+        names = list(self.allowed)
+        values = frame[names].to_numpy(dtype=float, na_value=np.nan)
+        lower = np.array([self.allowed[n][0] for n in names])
+        upper = np.array([self.allowed[n][1] for n in names])
+        with np.errstate(invalid="ignore"):
+            far = (values < lower) | (values > upper)
+        self.affected += int(far.any(axis=1).sum())
+        for i, name in enumerate(names):
+            n = int(far[:, i].sum())
+            if n:
+                self.per_column[name] = self.per_column.get(name, 0) + n
+                column = values[far[:, i], i]
+                worst = float(column[np.argmax(np.abs(column))])
+                if abs(worst) > abs(self.examples.get(name, 0.0)):
+                    self.examples[name] = worst
+
+    def detail(self) -> str:
+        return "; ".join(
+            f"{name}: {n:,} (allowed {self.allowed[name][0]:g} to {self.allowed[name][1]:g}, e.g. "
+            f"{self.examples[name]:g})"
+            for name, n in self.per_column.items()
+        )
+
+
 @dataclass(frozen=True)
 class ScoreResult:
     """The outcome of one scoring run."""
@@ -163,6 +244,8 @@ class ScoreResult:
     segments: dict[str, int]
     seconds: float
     new_columns: tuple[str, ...] = ()
+    #: per feature, how many customers had a value far outside the training range (none: all within)
+    out_of_range: dict[str, int] = field(default_factory=dict)
 
 
 def _features_sql(schema: str, features: list[str]) -> str:
@@ -178,12 +261,19 @@ def score(
     progress: Callable[[int, int | None], None] | None = None,
     now: dt.datetime | None = None,
     notice: Callable[[str], None] = _stderr,
+    max_out_of_range_share: float = DEFAULT_MAX_OUT_OF_RANGE_SHARE,
+    run_kind: str = "live",
 ) -> ScoreResult:
     """Validate, apply the model in chunks, and publish the segments atomically.
 
     Columns of ``customer_features`` the model was not trained on are left out of scoring and named through
     ``notice`` (stderr by default); a missing or retyped trained feature stops the run before anything is written.
+    Values far outside the training range are counted and named through ``notice``; above
+    ``max_out_of_range_share`` of the customers, :class:`OutOfRangeError` stops the run before anything is written
+    (see the module docstring).
     """
+    if run_kind not in RUN_KINDS:
+        raise ValueError(f"run_kind must be one of {RUN_KINDS}, got {run_kind!r}")
     started = dt.datetime.now()
     manifest = loaded.manifest
     features: list[str] = list(manifest["features"])
@@ -192,13 +282,23 @@ def score(
         notice(new_columns_notice(new_columns, manifest))
     sql = _features_sql(schema, features)
 
+    allowed = allowed_ranges(manifest, features)
+    if allowed is None:
+        notice(
+            f"notice: model {manifest.get('model_version')} records no training ranges of its features "
+            "(trained before they were recorded): the range check is skipped; retrain to have it"
+        )
+
     # Pass 1: every value must be usable before anything is written.
     problems = _ValueProblems()
+    ranges = _RangeProblems(allowed or {})
     for frame in wh.iter_frames(sql, chunk_rows):
         problems.add(frame, features)
+        ranges.add(frame)
     problems.raise_if_any()
     if problems.customers == 0:
         raise FeatureValidationError(f"{FEATURES_TABLE} is empty: nothing to score")
+    check_out_of_range(ranges, max_out_of_range_share, manifest, notice)
 
     run_id = str(uuid.uuid4())
     scored_at = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0)
@@ -211,6 +311,8 @@ def score(
             raise InsidersError("another scoring run is writing customer_segments; try again when it ends")
         wh.execute(segments_ddl(schema, SEGMENTS_TABLE))
         wh.execute(segments_ddl(schema, HISTORY_TABLE))
+        # Added after the first release: histories written before have no run_kind (their rows are live runs).
+        wh.execute(f"alter table {schema}.{HISTORY_TABLE} add column if not exists run_kind varchar")
         # Inside the transaction: readers keep seeing the previous rows until the commit.
         wh.execute(f"delete from {target}")
         # Pass 2: score and write chunk by chunk.
@@ -238,8 +340,9 @@ def score(
             if progress is not None:
                 progress(scored, problems.customers)
         wh.execute(
-            f"insert into {schema}.{HISTORY_TABLE} ({', '.join(SEGMENT_COLUMNS)}) "
-            f"select {', '.join(SEGMENT_COLUMNS)} from {target}"
+            f"insert into {schema}.{HISTORY_TABLE} ({', '.join(SEGMENT_COLUMNS)}, run_kind) "
+            f"select {', '.join(SEGMENT_COLUMNS)}, %s from {target}",
+            [run_kind],
         )
     insiders = int(wh.query(f"select count(*) from {target} where is_insider and run_id = %s", [run_id])[0][0])
     return ScoreResult(
@@ -251,4 +354,24 @@ def score(
         segments=counts,
         seconds=(dt.datetime.now() - started).total_seconds(),
         new_columns=tuple(new_columns),
+        out_of_range=dict(ranges.per_column),
     )
+
+
+def check_out_of_range(
+    ranges: _RangeProblems, max_share: float, manifest: dict[str, Any], notice: Callable[[str], None]
+) -> None:
+    """Name the far-outside values in a notice, and refuse the run when their share is above ``max_share``."""
+    if not ranges.affected:
+        return
+    share = ranges.affected / ranges.customers
+    summary = (
+        f"{ranges.affected:,} of {ranges.customers:,} customers ({share:.2%}) have feature values far outside the "
+        f"range model {manifest.get('model_version')} was trained on ({ranges.detail()})"
+    )
+    if share > max_share:
+        raise OutOfRangeError(
+            f"{summary}; more than --max-out-of-range-share {max_share:g}: nothing was scored. Check the "
+            "features (a unit, a sign or a loading error?) or retrain on data that has such values"
+        )
+    notice(f"notice: {summary}; within --max-out-of-range-share {max_share:g}, scored anyway")

@@ -43,6 +43,7 @@ def synthetic_features(n: int = 600, seed: int = 3) -> pd.DataFrame:
             "qty_products": np.where(group == 0, rng.integers(200, 900, n), rng.integers(5, 80, n)),
             "frequency": np.where(group == 0, rng.uniform(0.1, 0.4, n), rng.uniform(0.005, 0.05, n)),
             "qty_returns": np.where(group == 0, rng.integers(0, 60, n), rng.integers(0, 3, n)),
+            "return_rate": np.where(group == 0, rng.uniform(0, 0.2, n), rng.uniform(0, 0.05, n)).round(4),
         }
     )
     return frame
@@ -57,6 +58,7 @@ COLUMN_TYPES = {
     "qty_products": "bigint",
     "frequency": "double precision",
     "qty_returns": "bigint",
+    "return_rate": "double precision",
 }
 
 
@@ -168,8 +170,8 @@ def test_failure_while_scoring_leaves_the_previous_table(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("drop", "missing feature column(s): qty_returns"),
-        ("text", "qty_products is"),
+        ("drop", "missing feature column(s): return_rate"),
+        ("text", "recency_days is"),
         ("null", "2 of 600 customers have NULL or non-finite feature values (frequency: 2)"),
     ],
 )
@@ -183,10 +185,10 @@ def test_schema_drift_and_bad_values_are_refused(
     frame = synthetic_features()
     types = dict(COLUMN_TYPES)
     if change == "drop":
-        frame = frame.drop(columns="qty_returns")
+        frame = frame.drop(columns="return_rate")
     elif change == "text":
-        frame["qty_products"] = frame["qty_products"].astype(str)
-        types["qty_products"] = "varchar"
+        frame["recency_days"] = frame["recency_days"].astype(str)
+        types["recency_days"] = "varchar"
     else:
         frame["frequency"] = frame["frequency"].astype(object)
         frame.loc[[5, 17], "frequency"] = None
@@ -318,3 +320,91 @@ def test_cli_promote_pins_an_older_version_and_models_lists_it(
     unknown = run_cli("promote", "19990101T000000Z-deadbeef", check=False)
     assert unknown.returncode == 4 and "is not in" in unknown.stderr
     assert read_pin().version == v2, "a failed promotion leaves the pin alone"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Range checks: finite but absurd values are counted against the training range, and refuse the run above a share
+# ----------------------------------------------------------------------------------------------------------------
+ABSURD = {
+    "frequency 1e308": ("frequency", 1e308),
+    "negative return rate": ("return_rate", -0.5),
+    "revenue of 1e14": ("gross_revenue", 1e14),
+}
+# gross_revenue as a double: numeric(18, 4) cannot hold 1e14.
+WIDE_TYPES = {**COLUMN_TYPES, "gross_revenue": "double precision"}
+
+
+@pytest.mark.parametrize("case", list(ABSURD))
+def test_values_far_outside_the_training_range_refuse_the_run(
+    trained, target: Target, store: LocalStore, case: str
+) -> None:
+    column, value = ABSURD[case]
+    loaded = load_pinned(store)
+    assert set(loaded.manifest["feature_ranges"]) == set(loaded.manifest["features"])
+    with connect(target) as wh:
+        score(wh, loaded, target.schema)
+    before = segments(target)
+    frame = synthetic_features()
+    frame[column] = frame[column].astype(float)
+    frame.loc[[3, 50, 51, 52, 53, 54, 99], column] = value  # 7 of 600 customers: 1.17 % > 1 %
+    with connect(target) as wh:
+        create_features(wh, frame, WIDE_TYPES)
+        with pytest.raises(FeatureValidationError) as err:
+            score(wh, loaded, target.schema)
+    message = str(err.value)
+    assert "7 of 600 customers (1.17%) have feature values far outside the range" in message
+    assert f"{column}: 7 (allowed" in message and "--max-out-of-range-share 0.01" in message
+    assert segments(target) == before, "a refused run writes nothing"
+
+    # Under a looser share the same values are scored, and counted in a notice.
+    notices: list[str] = []
+    with connect(target) as wh:
+        result = score(wh, loaded, target.schema, notice=notices.append, max_out_of_range_share=0.05)
+    assert result.customers == 600 and result.out_of_range == {column: 7}
+    assert len(notices) == 1 and f"{column}: 7" in notices[0] and "scored anyway" in notices[0]
+
+
+def test_values_within_the_training_range_are_not_counted_and_old_manifests_skip_the_check(
+    trained, target: Target, store: LocalStore
+) -> None:
+    import dataclasses
+
+    loaded = load_pinned(store)
+    notices: list[str] = []
+    with connect(target) as wh:
+        result = score(wh, loaded, target.schema, notice=notices.append)
+    assert result.out_of_range == {} and notices == []
+
+    frame = synthetic_features()
+    frame["frequency"] = frame["frequency"].astype(float)
+    frame.loc[:20, "frequency"] = 1e308
+    old = dataclasses.replace(loaded, manifest={k: v for k, v in loaded.manifest.items() if k != "feature_ranges"})
+    with connect(target) as wh:
+        create_features(wh, frame, WIDE_TYPES)
+        result = score(wh, old, target.schema, notice=notices.append)
+    assert result.customers == 600 and result.out_of_range == {}
+    assert len(notices) == 1 and "range check is skipped" in notices[0]
+
+
+def test_cli_score_fails_with_an_error_line_above_the_share(duckdb_file: Path, tmp_path: Path, pin_path: Path) -> None:
+    store = LocalStore(tmp_path / "artifacts")
+    frame = synthetic_features()
+    frame["gross_revenue"] = frame["gross_revenue"].astype(float)
+    frame.loc[:9, "gross_revenue"] = 1e14
+    with connect("local") as wh:
+        create_features(wh, synthetic_features())
+        train(wh, store, "main", FAST, promote=True)
+        create_features(wh, frame, WIDE_TYPES)
+    refused = run_cli("score", "--target", "local", "--artifacts", str(store.root), "--quiet", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+    assert "10 of 600 customers" in line and "gross_revenue: 10" in line
+    assert query("local", "select count(*) from information_schema.tables where table_name = 'customer_segments'") == [
+        (0,)
+    ]
+    loose = run_cli(
+        "score", "--target", "local", "--artifacts", str(store.root), "--quiet", "--max-out-of-range-share", "0.02"
+    )
+    assert "Scored 600 customers" in loose.stdout and "gross_revenue: 10" in loose.stderr
+    bad = run_cli("score", "--max-out-of-range-share", "2", check=False)
+    assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
