@@ -373,7 +373,8 @@ def run_inputs(target: Target, user_vars: str | None) -> dict[str, str]:
 
     ``loads``: how many files the load log holds, a digest of their sha256s (a file loaded or removed changes it)
     and the newest load; ``vars``: the ``--vars`` (the as-of day among them); ``model``: the pinned version and
-    its sha256; ``code``: a digest of the dbt project and the package; ``schema``: where it is published.
+    its sha256; ``code``: a digest of the dbt project and the package; ``schema``: where it is published;
+    ``reader``: the BI reader role publish grants to (another role needs a new publish, and its check).
     """
     import hashlib
 
@@ -395,6 +396,7 @@ def run_inputs(target: Target, user_vars: str | None) -> dict[str, str]:
         "model": model_input(),
         "code": _code_digest()[:16],
         "schema": target.schema,
+        "reader": publish.bi_reader_role(),
     }
 
 
