@@ -230,6 +230,19 @@ class SavedModel:
     manifest: dict[str, Any]
 
 
+def stored_model(store: ArtifactStore, version: str, manifest: dict[str, Any]) -> SavedModel:
+    """A version already in the store, described by its manifest."""
+    artifact = manifest["artifact"]
+    stored = StoredObject(
+        uri=f"{store.uri.rstrip('/')}/{artifact['key']}",
+        key=artifact["key"],
+        size=int(artifact["size"]),
+        sha256=artifact["sha256"],
+        version_id=artifact.get("s3_version_id"),
+    )
+    return SavedModel(version=version, store_uri=store.uri, model=stored, manifest=manifest)
+
+
 def save_model(
     store: ArtifactStore, version: str, model_bytes: bytes, manifest: dict[str, Any], card: str
 ) -> SavedModel:
@@ -241,14 +254,7 @@ def save_model(
         artifact = existing.get("artifact", {})
         if artifact.get("sha256") != hashlib.sha256(model_bytes).hexdigest():
             raise ArtifactError(f"model version {version} already exists in {store.describe()} with other bytes")
-        stored = StoredObject(
-            uri=f"{store.uri.rstrip('/')}/{artifact['key']}",
-            key=artifact["key"],
-            size=int(artifact["size"]),
-            sha256=artifact["sha256"],
-            version_id=artifact.get("s3_version_id"),
-        )
-        return SavedModel(version=version, store_uri=store.uri, model=stored, manifest=existing)
+        return stored_model(store, version, existing)
     stored = store.put(prefix + MODEL_FILE, model_bytes)
     manifest = {
         **manifest,

@@ -17,18 +17,19 @@ from typing import Any
 import pandas as pd
 
 from insiders import model as segmodel
-from insiders.artifacts import ArtifactError, ArtifactStore, StoredObject
+from insiders.artifacts import ArtifactStore
 from insiders.errors import InsidersError
 from insiders.registry import (
     Pin,
     SavedModel,
     data_fingerprint,
     dump_model,
+    find_version_by_digest,
     library_versions,
-    list_versions,
     new_version,
     read_manifest,
     save_model,
+    stored_model,
     write_pin,
 )
 from insiders.scoring import FEATURES_TABLE, type_family
@@ -140,17 +141,6 @@ def feature_ranges(frame: pd.DataFrame, features: list[str] | tuple[str, ...]) -
     return ranges
 
 
-def _version_with_artifact(store: ArtifactStore, sha256: str) -> str | None:
-    """The stored version whose artifact has this sha256, if any (newest first)."""
-    for version in reversed(list_versions(store)):
-        try:
-            if read_manifest(store, version).get("artifact", {}).get("sha256") == sha256:
-                return version
-        except ArtifactError:
-            continue
-    return None
-
-
 @dataclass(frozen=True)
 class TrainOutcome:
     """What ``train`` produced."""
@@ -194,37 +184,39 @@ def train(
     except ValueError as exc:
         raise InsidersError(f"cannot train on {FEATURES_TABLE}: {exc}") from exc
     result = segmodel.train(frame, config)
-    created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     model_bytes = dump_model(result.model)
     profile = result.model.profile(frame)
-    same = _version_with_artifact(store, hashlib.sha256(model_bytes).hexdigest())
+    same = find_version_by_digest(store, hashlib.sha256(model_bytes).hexdigest())
     if same is not None:
         # Same data, same configuration, same libraries: the same bytes. Keep one copy and say so.
-        existing = read_manifest(store, same)
-        artifact = existing["artifact"]
-        saved = SavedModel(
-            version=same,
-            store_uri=store.uri,
-            model=StoredObject(
-                uri=f"{store.uri.rstrip('/')}/{artifact['key']}",
-                key=artifact["key"],
-                size=int(artifact["size"]),
-                sha256=artifact["sha256"],
-                version_id=artifact.get("s3_version_id"),
-            ),
-            manifest=existing,
-        )
-        if promote:
-            promote_version(store, saved.version, saved.model.sha256, saved.model.version_id)
-        return TrainOutcome(
-            saved=saved,
-            profile=profile,
-            selection=result.selection,
-            promoted=promote,
-            explanation=result.explanation,
-            checks=result.checks,
-            reused=True,
-        )
+        saved = stored_model(store, same, read_manifest(store, same))
+    else:
+        saved = save_model(store, *_new_version(wh, frame, columns, config, result, profile, model_bytes))
+    if promote:
+        promote_version(store, saved.version, saved.model.sha256, saved.model.version_id)
+    return TrainOutcome(
+        saved=saved,
+        profile=profile,
+        selection=result.selection,
+        promoted=promote,
+        explanation=result.explanation,
+        checks=result.checks,
+        reused=same is not None,
+    )
+
+
+def _new_version(
+    wh: Warehouse,
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    config: segmodel.ModelConfig,
+    result: segmodel.TrainResult,
+    profile: pd.DataFrame,
+    model_bytes: bytes,
+) -> tuple[str, bytes, dict[str, Any], str]:
+    """Version id, artifact bytes, manifest and model card of a new version (``save_model``'s arguments)."""
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    chosen = result.selection.loc[result.selection["chosen"]].iloc[0]
     version = new_version(model_bytes, created)
     manifest: dict[str, Any] = {
         "model_version": version,
@@ -246,26 +238,16 @@ def train(
         "explanation": result.explanation,
         "business_checks": [dataclasses.asdict(c) for c in result.checks],
         "insiders": {
-            "customers": int(result.selection.loc[result.selection["chosen"], "insiders_customers"].iloc[0]),
-            "share": float(result.selection.loc[result.selection["chosen"], "insiders_share"].iloc[0]),
-            "revenue_share": float(result.selection.loc[result.selection["chosen"], "insiders_revenue_share"].iloc[0]),
+            "customers": int(chosen["insiders_customers"]),
+            "share": float(chosen["insiders_share"]),
+            "revenue_share": float(chosen["insiders_revenue_share"]),
         },
         "feature_ranges": feature_ranges(frame, config.features),
         "selection": result.selection.to_dict(orient="records"),
         "segments": result.model.segments().to_dict(orient="records"),
     }
     card = model_card(version, manifest, profile, result.selection, result.explanation, result.checks)
-    saved = save_model(store, version, model_bytes, manifest, card)
-    if promote:
-        promote_version(store, saved.version, saved.model.sha256, saved.model.version_id)
-    return TrainOutcome(
-        saved=saved,
-        profile=profile,
-        selection=result.selection,
-        promoted=promote,
-        explanation=result.explanation,
-        checks=result.checks,
-    )
+    return version, model_bytes, manifest, card
 
 
 def promote_version(store: ArtifactStore, version: str, sha256: str, version_id: str | None = None) -> Pin:
