@@ -3,6 +3,8 @@
 #               features -> train and pin a model if none is pinned -> score -> marts -> report.html ->
 #               the answers to the business questions
 #   make test   lint (ruff, sqlfluff) + the whole test suite
+#   make bench  the pipeline benchmark, real file and ×10, DuckDB and PostgreSQL (bench-real, bench-x10,
+#               bench-x100 one size each; bench-load, bench-generate, bench-score the single commands)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +17,8 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_PROJECT_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run sample load build lint test test-fast bench clean
+.PHONY: install run sample load build lint test test-fast bench bench-real bench-x10 bench-x100 bench-table \
+	bench-load bench-generate bench-score bench-all clean
 
 install: $(STAMP)
 
@@ -47,10 +50,40 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest
 
+# Benchmarks (figures, not tests). bench_pipeline.py measures every step of the pipeline on DuckDB and
+# PostgreSQL beside the bare DuckDB query, appends to benchmarks/results/pipeline.csv and redraws
+# docs/benchmark_pipeline.svg. The ×N files go to BENCH_DIR (default $INSIDERS_BENCH_DIR or
+# ~/.cache/insiders-bench) and are reused. BENCH_TARGETS=local runs DuckDB only.
+BENCH_TARGETS ?= local,postgres
+BENCH_DIR ?= $(or $(INSIDERS_BENCH_DIR),$(HOME)/.cache/insiders-bench)
+BENCH_PIPELINE = $(BIN)/python benchmarks/bench_pipeline.py --targets $(BENCH_TARGETS) --data-dir "$(BENCH_DIR)"
+
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_load.py
+	$(BENCH_PIPELINE) --sizes real,x10
+
+bench-real: $(STAMP)
+	$(BENCH_PIPELINE) --sizes real
+
+bench-x10: $(STAMP)
+	$(BENCH_PIPELINE) --sizes x10
+
+bench-x100: $(STAMP)
+	$(BENCH_PIPELINE) --sizes x100
+
+bench-table: $(STAMP)
+	$(BIN)/python benchmarks/bench_pipeline.py --markdown
+
+# The single-command benchmarks: loading alone, the sample generator, scoring alone.
+bench-load: $(STAMP)
+	$(BIN)/python benchmarks/bench_load.py --targets $(BENCH_TARGETS)
+
+bench-generate: $(STAMP)
 	$(BIN)/python benchmarks/bench_generate.py
+
+bench-score: $(STAMP)
 	$(BIN)/python benchmarks/bench_score.py
+
+bench-all: bench bench-load bench-generate bench-score
 
 clean:
 	rm -rf target dbt_packages logs data

@@ -3,8 +3,8 @@
 Copy k (0 … N-1) keeps every line as it is but for two ids, so that the copies are new invoices of new customers
 rather than duplicates the loader would skip: the numeric part of ``InvoiceNo`` gets ``k * 10,000,000`` added
 (a cancellation's ``C`` prefix is kept) and ``CustomerID`` gets ``k * 100,000`` added (empty stays empty). Dates,
-products, quantities, prices and the encoding (Latin-1, as the real file) are unchanged, so ×N has N times the lines, invoices and customers of the real
-file over the same 13 months.
+products, quantities, prices and the encoding (Latin-1, as the real file) are unchanged, so ×N has N times the
+lines, invoices and customers of the real file over the same 13 months.
 
     python benchmarks/scale_data.py 10 --out data/bench/online_retail_x10.csv
 
@@ -61,7 +61,8 @@ def write_scaled(source: Path, out: Path, copies: int, log=print) -> int:
                 shifted[invoice] = _shift_invoice(row[invoice], k * INVOICE_STEP)
                 shifted[customer] = _shift_customer(row[customer], k * CUSTOMER_STEP)
                 writer.writerow(shifted)
-            log(f"  copy {k + 1}/{copies} written ({(k + 1) * len(body):,} lines, {time.perf_counter() - started:.0f} s)")
+            elapsed = time.perf_counter() - started
+            log(f"  copy {k + 1}/{copies} written ({(k + 1) * len(body):,} lines, {elapsed:.0f} s)")
     partial.replace(out)
     return copies * len(body)
 
