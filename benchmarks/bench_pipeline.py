@@ -14,7 +14,9 @@ file into "history" (all but the last calendar month) and "last month" is cached
 For each size and target (``local``: a scratch DuckDB file; ``postgres``: a scratch database, dropped
 afterwards) it measures, each in a child process of its own:
 
-- ``bare query``: benchmarks/bare_query.sql run by the duckdb module straight from the CSV: the reference;
+- ``bare query``: benchmarks/bare_query.sql run by the duckdb module straight from the CSV: the reference,
+  run again right before every step below (files under 1 GB; ``--bare-once`` turns that off) so that each
+  ratio compares figures taken back to back;
 - ``load``: ``insiders load FILE`` into a fresh warehouse;
 - ``features``: ``dbt build --selector features``;
 - ``train (once)``: ``insiders train --promote`` with a pin file and an artifact store of the benchmark's own
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import os
 import platform
@@ -60,6 +63,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import duckdb
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -144,6 +149,9 @@ CHECK_NAMES = [
     "return_rate",
 ]
 EXACT_CHECKS = 8
+# Below this file size the bare query is run again right before every step (a few seconds each); above it,
+# once per size and target (it takes about a minute at ×100).
+BARE_EACH_BELOW = 1_000_000_000
 
 
 @dataclass
@@ -186,6 +194,8 @@ class Suite:
     commit: str
     results: Path
     retrain: bool = False
+    bare_each: bool = True
+    last_bare: dict[tuple[str, str], float] = field(default_factory=dict)
     measures: list[Measure] = field(default_factory=list)
     failed_checks: int = 0
 
@@ -329,18 +339,21 @@ def split_last_month(size: str, path: Path, data_dir: Path) -> Dataset:
         if counts.get("source_size") == path.stat().st_size:
             return Dataset(size, path, counts["lines"], history, month_dir, counts["month_lines"])
     print(f"splitting {path.name} into history and last month ...", flush=True)
-    import gzip
-
     folder.mkdir(parents=True, exist_ok=True)
     month_dir.mkdir(exist_ok=True)
     opener = gzip.open if path.name.endswith(".gz") else open
-    last = (0, 0)
-    with opener(path, "rt", encoding="latin-1", newline="") as handle:
-        reader = csv.reader(handle)
-        column = next(reader).index("InvoiceDate")
-        for row in reader:
-            day = row[column].split(" ", 1)[0].split("/")  # M/D/YYYY
-            last = max(last, (int(day[2]), int(day[0])))
+    # The last calendar month, found by DuckDB (seconds even at ×100); the cut itself keeps the file's own lines.
+    year, month_of_year = (
+        duckdb.connect()
+        .execute(
+            "select year(d), month(d) from (select max(strptime(InvoiceDate, '%m/%d/%Y %H:%M')) as d "
+            "from read_csv($file, header = true, all_varchar = true, encoding = 'latin-1'))",
+            {"file": str(path)},
+        )
+        .fetchone()
+    )
+    last = (year, month_of_year)
+    column = 4  # InvoiceDate, checked against the header below
     lines = month_lines = 0
     with (
         opener(path, "rt", encoding="latin-1", newline="") as handle,
@@ -349,6 +362,8 @@ def split_last_month(size: str, path: Path, data_dir: Path) -> Dataset:
     ):
         reader = csv.reader(handle)
         header = next(reader)
+        if header[column] != "InvoiceDate":
+            sys.exit(f"error: {path} is not in the Kaggle layout (InvoiceDate is not its 5th column)")
         writers = [csv.writer(old, lineterminator="\n"), csv.writer(new, lineterminator="\n")]
         for w in writers:
             w.writerow(header)
@@ -373,13 +388,10 @@ def split_last_month(size: str, path: Path, data_dir: Path) -> Dataset:
 
 def record(suite: Suite, data: Dataset, m: Measure) -> Measure:
     suite.measures.append(m)
-    bare = next(
-        (x for x in reversed(suite.measures) if x.size == m.size and x.target == m.target and x.step == "bare query"),
-        None,
-    )
-    if bare and bare.status == "ok" and m.seconds is not None and m.step != "check":
-        m.bare_seconds = bare.seconds
-        m.ratio = m.seconds / bare.seconds
+    bare = suite.last_bare.get((m.size, m.target))
+    if bare and m.seconds is not None and m.step != "check":
+        m.bare_seconds = bare
+        m.ratio = m.seconds / bare
     print(format_row(m), flush=True)
     append_csv(suite, data, m)
     return m
@@ -387,6 +399,11 @@ def record(suite: Suite, data: Dataset, m: Measure) -> Measure:
 
 def step(suite: Suite, data: Dataset, target: str, name: str, command: list[str], env: dict[str, str]) -> Outcome:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if suite.bare_each and data.path.stat().st_size < BARE_EACH_BELOW:
+        # The reference measured right before the step, so that the ratio compares figures taken back to back.
+        bare = run_bare(suite, data, target, env, f"bare-before-{slug}")
+        if bare.status == "ok":
+            suite.last_bare[(data.size, target)] = json.loads(bare.output.strip().splitlines()[-1])["seconds"]
     outcome = run_measured(command, env, suite.work / "logs" / f"{data.size}-{target}-{slug}.log", suite.timeout)
     note = ""
     if name == "re-run, nothing new" and outcome.status == "ok" and "nothing new" not in outcome.output.lower():
@@ -410,14 +427,19 @@ def dbt_top_nodes(env: dict[str, str], label: str) -> None:
     print(f"    dbt {label}: {results.get('elapsed_time', 0):.1f} s in dbt, {len(nodes)} nodes; slowest: {top}")
 
 
-def bare_query(suite: Suite, data: Dataset, target: str, env: dict[str, str]) -> list[str] | None:
+def run_bare(suite: Suite, data: Dataset, target: str, env: dict[str, str], label: str) -> Outcome:
     command = [sys.executable, "-c", BARE_CHILD, str(BARE_SQL), str(data.path), str(PROJECT / "seeds") + "/", CHECK_SQL]
-    outcome = run_measured(command, env, suite.work / "logs" / f"{data.size}-{target}-bare.log", suite.timeout)
+    return run_measured(command, env, suite.work / "logs" / f"{data.size}-{target}-{label}.log", suite.timeout)
+
+
+def bare_query(suite: Suite, data: Dataset, target: str, env: dict[str, str]) -> list[str] | None:
+    outcome = run_bare(suite, data, target, env, "bare")
     checksum = None
     seconds = outcome.seconds
     if outcome.status == "ok":
         result = json.loads(outcome.output.strip().splitlines()[-1])
         checksum, seconds = result["checksum"], result["seconds"]
+        suite.last_bare[(data.size, target)] = seconds
         note = (
             f"{checksum[0]} customers, gross revenue {float(checksum[1]):,.2f}; "
             f"{outcome.seconds:.2f} s with the interpreter's start"
@@ -562,8 +584,6 @@ def machine() -> str:
         memory = f"{kib / 1024**2:.1f} GiB"
     except (OSError, IndexError, ValueError):
         pass
-    import duckdb
-
     versions = [f"DuckDB {duckdb.__version__}"]
     try:
         from importlib.metadata import version
@@ -774,6 +794,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retrain", action="store_true", help="train a new model per size even if the data folder pins one"
     )
+    parser.add_argument(
+        "--bare-once",
+        action="store_true",
+        help="run the bare query once per size and target, not before every step (always so for files over 1 GB)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, DuckDB files)")
     parser.add_argument("--markdown", action="store_true", help="print the README table from the CSV and exit")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the CSV and exit")
@@ -792,7 +817,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     args.data_dir.mkdir(parents=True, exist_ok=True)
     work = args.data_dir / f"work-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
-    suite = Suite(args.data_dir, work, args.timeout, machine(), git_commit(), args.results, args.retrain)
+    suite = Suite(
+        args.data_dir, work, args.timeout, machine(), git_commit(), args.results, args.retrain, not args.bare_once
+    )
     print(f"machine: {suite.machine}\ncommit: {suite.commit}\ndata: {args.data_dir}  scratch: {work}", flush=True)
     try:
         for size in sizes:
