@@ -17,7 +17,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_PROJECT_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run sample load build lint test test-fast bench bench-real bench-x10 bench-x100 bench-table \
+.PHONY: install run sample load build lint test test-fast bench bench-real bench-x10 bench-x100 bench-table bench-readme \
 	bench-load bench-generate bench-score bench-all clean
 
 install: $(STAMP)
@@ -72,6 +72,9 @@ bench-x100: $(STAMP)
 
 bench-table: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py --markdown
+
+bench-readme: $(STAMP)
+	$(BIN)/python benchmarks/bench_pipeline.py --update-readme
 
 # The single-command benchmarks: loading alone, the sample generator, scoring alone.
 bench-load: $(STAMP)

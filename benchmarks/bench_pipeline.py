@@ -4,6 +4,7 @@ Not a test: it prints figures, appends them to a CSV and draws a plot. Usage:
 
     python benchmarks/bench_pipeline.py [--sizes real,x10] [--targets local,postgres] [--data-dir DIR]
     python benchmarks/bench_pipeline.py --markdown      # the README table from the CSV, nothing run
+    python benchmarks/bench_pipeline.py --update-readme # write it into README.md, nothing run
     python benchmarks/bench_pipeline.py --plot-only     # redraw the plot from the CSV, nothing run
 
 Sizes: ``real`` is the real Online Retail file beside the project; ``xN`` is that file repeated N times with
@@ -108,7 +109,7 @@ BARE_CHILD = """
 import json, sys, time
 import duckdb
 sql, path, seeds, checks = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3], sys.argv[4]
-con = duckdb.connect()
+con = duckdb.connect(config={"enable_progress_bar": False})
 started = time.perf_counter()
 con.execute(sql, {"file": path, "seed_dir": seeds})
 seconds = time.perf_counter() - started
@@ -242,6 +243,18 @@ def run_measured(command: list[str], env: dict[str, str], log: Path, timeout: fl
     return Outcome(state, seconds, usage.ru_maxrss / 1024, output)
 
 
+def last_json(output: str):
+    """The JSON a child printed on its last line that holds one (progress output may come before it), or None."""
+    for line in reversed(output.splitlines()):
+        starts = [i for i in (line.find("{"), line.find("[")) if i >= 0]
+        if starts:
+            try:
+                return json.loads(line[min(starts) :])
+            except ValueError:
+                continue
+    return None
+
+
 def insiders(*args: str) -> list[str]:
     return [sys.executable, "-m", "insiders.cli", *args]
 
@@ -344,7 +357,7 @@ def split_last_month(size: str, path: Path, data_dir: Path) -> Dataset:
     opener = gzip.open if path.name.endswith(".gz") else open
     # The last calendar month, found by DuckDB (seconds even at ×100); the cut itself keeps the file's own lines.
     year, month_of_year = (
-        duckdb.connect()
+        duckdb.connect(config={"enable_progress_bar": False})
         .execute(
             "select year(d), month(d) from (select max(strptime(InvoiceDate, '%m/%d/%Y %H:%M')) as d "
             "from read_csv($file, header = true, all_varchar = true, encoding = 'latin-1'))",
@@ -402,8 +415,9 @@ def step(suite: Suite, data: Dataset, target: str, name: str, command: list[str]
     if suite.bare_each and data.path.stat().st_size < BARE_EACH_BELOW:
         # The reference measured right before the step, so that the ratio compares figures taken back to back.
         bare = run_bare(suite, data, target, env, f"bare-before-{slug}")
-        if bare.status == "ok":
-            suite.last_bare[(data.size, target)] = json.loads(bare.output.strip().splitlines()[-1])["seconds"]
+        result = last_json(bare.output) if bare.status == "ok" else None
+        if result:
+            suite.last_bare[(data.size, target)] = result["seconds"]
     outcome = run_measured(command, env, suite.work / "logs" / f"{data.size}-{target}-{slug}.log", suite.timeout)
     note = ""
     if name == "re-run, nothing new" and outcome.status == "ok" and "nothing new" not in outcome.output.lower():
@@ -436,8 +450,10 @@ def bare_query(suite: Suite, data: Dataset, target: str, env: dict[str, str]) ->
     outcome = run_bare(suite, data, target, env, "bare")
     checksum = None
     seconds = outcome.seconds
-    if outcome.status == "ok":
-        result = json.loads(outcome.output.strip().splitlines()[-1])
+    result = last_json(outcome.output) if outcome.status == "ok" else None
+    if outcome.status == "ok" and not result:
+        outcome.status = "failed: no result printed"
+    if result:
         checksum, seconds = result["checksum"], result["seconds"]
         suite.last_bare[(data.size, target)] = seconds
         note = (
@@ -458,10 +474,10 @@ def compare(suite: Suite, data: Dataset, target: str, env: dict[str, str], bare:
     out = subprocess.run(
         [sys.executable, "-c", CHECK_CHILD, target, CHECK_SQL], env=env, cwd=PROJECT, capture_output=True, text=True
     )
-    if out.returncode != 0:
+    mine = last_json(out.stdout) if out.returncode == 0 else None
+    if mine is None:
         status, note = "failed: cannot read customer_features", (out.stderr.strip().splitlines() or [""])[-1][-300:]
     else:
-        mine = json.loads(out.stdout.strip().splitlines()[-1])
         differences = []
         for i, name in enumerate(CHECK_NAMES):
             a, b = bare[i], mine[i]
@@ -658,15 +674,15 @@ def markdown(path: Path) -> str:
     last = latest(rows)
     sizes = sorted({s for s, _, _ in last}, key=size_order)
     lines = [
-        "| size | step | bare query | DuckDB | × bare | peak | PostgreSQL | × bare | peak |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| size | step | DuckDB | × bare | peak memory | PostgreSQL | × bare | peak memory |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
     def cell(row: dict[str, str] | None) -> list[str]:
         if row is None:
             return ["–", "–", "–"]
         if row["status"] != "ok":
-            return [row["status"].replace("failed: ", "failed: ").replace("|", "/"), "–", "–"]
+            return [row["status"].replace("|", "/"), "–", "–"]
         ratio = f"{float(row['ratio_to_bare']):.1f}×" if row["ratio_to_bare"] else "–"
         peak = f"{float(row['peak_mib']) / 1024:.1f} GiB" if row["peak_mib"] else "–"
         return [f"{float(row['seconds']):.1f} s", ratio, peak]
@@ -674,13 +690,12 @@ def markdown(path: Path) -> str:
     for size in sizes:
         n = next((r["lines"] for (s, _, _), r in last.items() if s == size), "")
         label = f"{size} ({int(n):,} lines)" if n else size
-        bares = [last[(size, t, "bare query")] for t in ("local", "postgres") if (size, t, "bare query") in last]
-        bare_text = " / ".join(f"{float(b['seconds']):.1f} s" for b in bares if b["status"] == "ok") or "–"
-        for name in STEPS[1:]:
+        for name in STEPS:
             duck, pg = last.get((size, "local", name)), last.get((size, "postgres", name))
             if duck is None and pg is None:
                 continue
-            lines.append("| " + " | ".join([label, name, bare_text, *cell(duck), *cell(pg)]) + " |")
+            shown = "**bare DuckDB query**" if name == "bare query" else name
+            lines.append("| " + " | ".join([label, shown, *cell(duck), *cell(pg)]) + " |")
             label = ""
     checks = [r for (_, _, st), r in last.items() if st == "check"]
     bad = [r for r in checks if r["status"] != "ok"]
@@ -690,10 +705,25 @@ def markdown(path: Path) -> str:
     lines.append("")
     lines.append(
         f"Measured {dates[0][:10]} to {dates[-1][:10]} at commit {', '.join(commits)} on {'; '.join(machines)}. "
-        f"× bare: seconds divided by the bare DuckDB query's, measured just before on the same size. "
+        "Seconds are wall-clock time of the command; × bare divides them by the bare DuckDB query's, run right "
+        "before the step on the same file (the bare query's own row: its first run, beside that target). "
         f"Checks of customer_features against the bare query: {len(checks) - len(bad)} of {len(checks)} equal."
     )
     return "\n".join(lines)
+
+
+def update_readme(readme: Path, table: str) -> int:
+    """Replace what lies between the README's bench markers with ``table``."""
+    text = readme.read_text()
+    begin = text.find("<!-- bench:begin")
+    end = text.find("<!-- bench:end -->")
+    if begin < 0 or end < begin:
+        print(f"error: {readme} has no <!-- bench:begin … --> … <!-- bench:end --> markers", file=sys.stderr)
+        return 4
+    begin = text.index("\n", begin) + 1
+    readme.write_text(text[:begin] + table + "\n" + text[end:])
+    print(f"{readme}: performance table updated")
+    return 0
 
 
 def svg_plot(path: Path, out: Path) -> None:
@@ -801,11 +831,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, DuckDB files)")
     parser.add_argument("--markdown", action="store_true", help="print the README table from the CSV and exit")
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="write that table into README.md between its bench:begin and bench:end markers and exit",
+    )
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the CSV and exit")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(args.results))
         return 0
+    if args.update_readme:
+        return update_readme(PROJECT / "README.md", markdown(args.results))
     if args.plot_only:
         svg_plot(args.results, args.plot)
         print(f"plot: {args.plot}")
