@@ -109,7 +109,8 @@ BARE_CHILD = """
 import json, sys, time
 import duckdb
 sql, path, seeds, checks = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3], sys.argv[4]
-con = duckdb.connect(config={"enable_progress_bar": False})
+con = duckdb.connect()
+con.execute("set enable_progress_bar = false")
 started = time.perf_counter()
 con.execute(sql, {"file": path, "seed_dir": seeds})
 seconds = time.perf_counter() - started
@@ -356,15 +357,13 @@ def split_last_month(size: str, path: Path, data_dir: Path) -> Dataset:
     month_dir.mkdir(exist_ok=True)
     opener = gzip.open if path.name.endswith(".gz") else open
     # The last calendar month, found by DuckDB (seconds even at ×100); the cut itself keeps the file's own lines.
-    year, month_of_year = (
-        duckdb.connect(config={"enable_progress_bar": False})
-        .execute(
-            "select year(d), month(d) from (select max(strptime(InvoiceDate, '%m/%d/%Y %H:%M')) as d "
-            "from read_csv($file, header = true, all_varchar = true, encoding = 'latin-1'))",
-            {"file": str(path)},
-        )
-        .fetchone()
-    )
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    year, month_of_year = con.execute(
+        "select year(d), month(d) from (select max(strptime(InvoiceDate, '%m/%d/%Y %H:%M')) as d "
+        "from read_csv($file, header = true, all_varchar = true, encoding = 'latin-1'))",
+        {"file": str(path)},
+    ).fetchone()
     last = (year, month_of_year)
     column = 4  # InvoiceDate, checked against the header below
     lines = month_lines = 0
