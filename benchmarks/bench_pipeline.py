@@ -21,8 +21,9 @@ afterwards) it measures, each in a child process of its own:
 - ``load``: ``insiders load FILE`` into a fresh warehouse;
 - ``features``: ``dbt build --selector features``;
 - ``train (once)``: ``insiders train --promote`` with a pin file and an artifact store of the benchmark's own
-  (``models/`` in the data folder), once per size: later runs reuse that pin unless ``--retrain``. Not a step
-  of the scheduled run; reported for information;
+  (``models/`` in the data folder), kept for later runs (``--retrain`` trains again). Not a step of the
+  scheduled run; reported for information. A size without a model of its own scores with the real file's
+  model when there is one (``--train-per-size`` trains on each size: at ×100 that takes very long);
 - ``score``: ``insiders score`` with that pinned model;
 - ``marts``: ``dbt build --selector segments``;
 - ``whole run``: ``insiders run --source FILE`` on a fresh warehouse, the model pinned;
@@ -197,6 +198,7 @@ class Suite:
     results: Path
     retrain: bool = False
     bare_each: bool = True
+    train_per_size: bool = False
     last_bare: dict[tuple[str, str], float] = field(default_factory=dict)
     measures: list[Measure] = field(default_factory=list)
     failed_checks: int = 0
@@ -500,9 +502,14 @@ def compare(suite: Suite, data: Dataset, target: str, env: dict[str, str], bare:
 
 def bench_target(suite: Suite, data: Dataset, target: str) -> None:
     env = base_env(suite.data_dir / "models")
-    pin = suite.data_dir / "models" / f"pin-{data.size}.yml"
+    models = suite.data_dir / "models"
+    pin = models / f"pin-{data.size}.yml"
     if suite.retrain and pin.exists():
         pin.unlink()
+    if not pin.exists() and not suite.train_per_size and (models / "pin-real.yml").exists():
+        # Training is not a step of the scheduled run, and at ×N it fits N copies of the real customers (hours
+        # at ×100): the real file's model fits them as well and scoring costs the same with either.
+        pin = models / "pin-real.yml"
     env["INSIDERS_PIN_FILE"] = str(pin)
     t = ["--target", target]
     bare = bare_query(suite, data, target, env)
@@ -824,6 +831,11 @@ def main(argv: list[str] | None = None) -> int:
         "--retrain", action="store_true", help="train a new model per size even if the data folder pins one"
     )
     parser.add_argument(
+        "--train-per-size",
+        action="store_true",
+        help="train a model on each size (default: sizes without their own reuse the real file's model)",
+    )
+    parser.add_argument(
         "--bare-once",
         action="store_true",
         help="run the bare query once per size and target, not before every step (always so for files over 1 GB)",
@@ -854,7 +866,15 @@ def main(argv: list[str] | None = None) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     work = args.data_dir / f"work-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
     suite = Suite(
-        args.data_dir, work, args.timeout, machine(), git_commit(), args.results, args.retrain, not args.bare_once
+        args.data_dir,
+        work,
+        args.timeout,
+        machine(),
+        git_commit(),
+        args.results,
+        args.retrain,
+        not args.bare_once,
+        args.train_per_size,
     )
     print(f"machine: {suite.machine}\ncommit: {suite.commit}\ndata: {args.data_dir}  scratch: {work}", flush=True)
     try:
