@@ -46,6 +46,8 @@ def features(n: int, seed: int = 1) -> pd.DataFrame:
             "qty_products": rng.lognormal(3.5, 1.0, n).astype(np.int64) + 1,
             "frequency": rng.lognormal(-3.5, 1.0, n),
             "qty_returns": rng.poisson(2, n),
+            # Units returned over units bought and returned: mostly 0, a few percent for the others.
+            "return_rate": np.where(rng.random(n) < 0.6, 0.0, rng.beta(1.0, 30.0, n)),
         }
     )
 
