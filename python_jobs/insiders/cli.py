@@ -284,6 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             log=lambda line: print(line, flush=True),
             report=report,
             force=args.force,
+            full_refresh=args.full_refresh,
         )
     except (Exception, KeyboardInterrupt, Terminated):
         # Whatever stopped the run (a step, the lock, a bug, a signal), the step table says how far it got.
@@ -427,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="score and publish even when loads, --vars, model and code are those of the last published run",
+    )
+    p.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental models from all raw lines (dbt --full-refresh); implies --force",
     )
     p.set_defaults(func=cmd_run)
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import yaml
 
 from insiders.artifacts import (
@@ -41,6 +40,13 @@ from insiders.artifacts import (
 )
 from insiders.errors import ConfigError, InsidersError
 from insiders.warehouse import IdentifierError, project_dir, validate_identifier
+
+
+def _joblib():
+    """joblib (and numpy with it) on first use: reading the pin alone, as a run with nothing new does, needs neither."""
+    import joblib
+
+    return joblib
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -209,14 +215,14 @@ def library_versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "pandas": pandas.__version__,
         "numpy": numpy.__version__,
-        "joblib": joblib.__version__,
+        "joblib": _joblib().__version__,
     }
 
 
 def dump_model(model: Any) -> bytes:
     """The joblib bytes of a model (compressed, deterministic for the same fitted state)."""
     buf = io.BytesIO()
-    joblib.dump(model, buf, compress=3)
+    _joblib().dump(model, buf, compress=3)
     return buf.getvalue()
 
 
@@ -433,7 +439,7 @@ def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None) -> L
     data = store.get(key, version_id=pin.version_id)
     verify_sha256(data, pin.sha256, f"{store.describe()} {key}")
     try:
-        model = joblib.load(io.BytesIO(data))
+        model = _joblib().load(io.BytesIO(data))
     except Exception as exc:  # a verified artifact that does not load: library mismatch
         raise ArtifactError(
             f"model version {pin.version} passed its sha256 check but cannot be loaded ({exc}); it was trained "
