@@ -452,9 +452,7 @@ class LoadedModel:
     store_uri: str
 
 
-def load_pinned(
-    store: ArtifactStore | None = None, pin: Pin | None = None, kind: str = SEGMENTATION
-) -> LoadedModel:
+def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None, kind: str = SEGMENTATION) -> LoadedModel:
     """Download the pinned model and check it against the pin before using anything from the store.
 
     Order: the manifest's bytes against the pin's ``manifest_sha256``, then the manifest's content (names

@@ -120,3 +120,44 @@ def score_value(
         expected_revenue=float(out["expected_revenue"].sum()),
         seconds=time.perf_counter() - started,
     )
+
+
+HORIZON_ENV = "INSIDERS_VALUE_HORIZON_DAYS"
+
+
+def run_horizon() -> int:
+    """The horizon of the scheduled run: ``INSIDERS_VALUE_HORIZON_DAYS``, else 90 days."""
+    import os
+
+    text = os.environ.get(HORIZON_ENV, "").strip()
+    if not text:
+        return DEFAULT_HORIZON_DAYS
+    try:
+        value = int(text)
+    except ValueError:
+        raise InsidersError(f"{HORIZON_ENV} must be a whole number of days, got {text!r}") from None
+    return int(check_horizon(value))
+
+
+def value_step_enabled() -> bool:
+    """Whether ``insiders run`` has a value step: a value model is pinned (applying it needs numpy and scipy only,
+    not the [value] group, which only fitting needs)."""
+    from insiders.registry import VALUE, read_pin
+
+    return read_pin(required=False, kind=VALUE) is not None
+
+
+def run_value_step(target, run_id: str | None) -> str:
+    """The ``value`` step of ``insiders run``: verify and apply the pinned value model (``run_id``: the scoring
+    run's, so that segments and values of one run share it)."""
+    from insiders.registry import VALUE, load_pinned, read_pin
+    from insiders.warehouse import connect
+
+    horizon = run_horizon()
+    loaded = load_pinned(pin=read_pin(kind=VALUE), kind=VALUE)
+    with connect(target) as wh:
+        result = score_value(wh, loaded, target.schema, horizon_days=horizon, run_id=run_id)
+    return (
+        f"{result.customers:,} customers valued with value model {result.model_version}: expected revenue "
+        f"{result.expected_revenue:,.0f} over {result.horizon_days} days"
+    )
