@@ -313,3 +313,59 @@ def test_backtest_figures_by_hand():
     by = result.by_segment.set_index("segment_name")
     assert by.loc["A", "actual"] == 5 and by.loc["B", "segment_mean"] == 60
     assert int(result.calibration["customers"].sum()) == 3
+
+
+# ------------------------------------------------------------------------------------- run step, answers, report
+
+
+def test_the_run_has_a_value_step_only_when_a_value_model_is_pinned(tmp_path, monkeypatch):
+    from insiders.value.apply import run_horizon, value_step_enabled
+
+    monkeypatch.setenv("INSIDERS_PIN_FILE", str(tmp_path / "pin.yml"))
+    assert not value_step_enabled()
+    store = LocalStore(tmp_path / "store")
+    _save_value(store, ValueModel(**TRUE))
+    pin_version(store, "v-value-1", kind=VALUE)
+    assert value_step_enabled()
+    assert run_horizon() == 90
+    monkeypatch.setenv("INSIDERS_VALUE_HORIZON_DAYS", "0")
+    with pytest.raises(ValueInputError, match="positive number of days"):
+        run_horizon()
+
+
+def _figures(predicted: bool):
+    from insiders.value.sections import ValueFigures
+
+    segments = pd.DataFrame(
+        {
+            "segment_rank": [1, 2],
+            "segment_name": ["Insiders", "Others"],
+            "is_insider": [True, False],
+            "customers": [10.0, 90.0],
+            "customers_with_value": [10.0, 90.0] if predicted else [0.0, 0.0],
+            "horizon_days": [90.0, 90.0] if predicted else [np.nan, np.nan],
+            "expected_purchases": [30.0, 20.0] if predicted else [np.nan, np.nan],
+            "expected_revenue": [3000.0, 1000.0] if predicted else [np.nan, np.nan],
+            "at_risk_customers": [2.0, 40.0] if predicted else [np.nan, np.nan],
+            "at_risk_revenue": [500.0, 800.0] if predicted else [np.nan, np.nan],
+            "mean_p_alive": [0.9, 0.5] if predicted else [np.nan, np.nan],
+            "value_model_version": ["v1", "v1"] if predicted else [None, None],
+        }
+    )
+    return ValueFigures(segments=segments, at_risk_insiders=[7, 9] if predicted else [])
+
+
+def test_answers_and_report_section_state_the_value_figures():
+    from insiders.value.sections import answer_lines, section_html
+
+    lines = answer_lines(_figures(True), "GBP")
+    assert lines[0].startswith("6. Expected revenue from Insiders over the next 90 days: £3,000")
+    assert "(75.0% of all customers'" in lines[0]
+    assert lines[1] == "7. Insiders at risk (P(alive) below 0.5): 2 of 10, who spent £500.00 to date: 7, 9."
+    html = section_html(_figures(True), "GBP")
+    assert 'id="value-chart"' in html and "Expected revenue per segment over the next 90 days" in html
+    assert html.count("<tr>") == 3  # header and two segments
+    # Without predictions: said plainly, no chart; without the mart: nothing at all.
+    assert "no value predictions" in answer_lines(_figures(False), "GBP")[0]
+    assert "value-chart" not in section_html(_figures(False), "GBP")
+    assert answer_lines(None, "GBP") == [] and section_html(None, "GBP") == ""
