@@ -328,6 +328,8 @@ def test_the_run_has_a_value_step_only_when_a_value_model_is_pinned(tmp_path, mo
     pin_version(store, "v-value-1", kind=VALUE)
     assert value_step_enabled()
     assert run_horizon() == 90
+    listed = run_cli("value", "models", "--artifacts", str(tmp_path / "store"))
+    assert " * v-value-1  " in listed.stdout and "(* pinned: v-value-1)" in listed.stdout
     monkeypatch.setenv("INSIDERS_VALUE_HORIZON_DAYS", "0")
     with pytest.raises(ValueInputError, match="positive number of days"):
         run_horizon()

@@ -61,6 +61,34 @@ def cmd_value_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_value_models(args: argparse.Namespace) -> int:
+    from insiders.artifacts import open_store
+    from insiders.registry import VALUE, ManifestRefusedError, list_versions, read_manifest, read_pin
+
+    store = open_store(args.artifacts)
+    pin = read_pin(required=False, kind=VALUE)
+    versions = list_versions(store, VALUE)
+    print(f"Value model versions in {store.describe()}:")
+    if not versions:
+        print("  (none) - run `insiders value train --promote`")
+    for version in versions:
+        mark = "*" if pin and pin.version == version else " "
+        try:
+            manifest = read_manifest(store, version, VALUE)
+        except ManifestRefusedError as exc:
+            print(f" {mark} {version}  REFUSED: {exc}")
+            continue
+        data = manifest.get("training_data", {})
+        params = ", ".join(f"{k}={v:.4g}" for k, v in manifest.get("parameters", {}).items())
+        print(
+            f" {mark} {version}  {manifest.get('method', '?')}  customers={data.get('customers')}  "
+            f"as_of={data.get('as_of_date')}  {params}"
+        )
+    if pin:
+        print(f"(* pinned: {pin.version})")
+    return 0
+
+
 def cmd_value_score(args: argparse.Namespace) -> int:
     from insiders.artifacts import open_store
     from insiders.pipeline import run_lock
@@ -124,6 +152,10 @@ def add_value_parser(sub: argparse._SubParsersAction, target_help: str, artifact
     p.add_argument("version")
     p.add_argument("--artifacts", help=artifacts_help)
     p.set_defaults(func=cmd_value_promote)
+
+    p = vsub.add_parser("models", help="list value model versions and the pinned one")
+    p.add_argument("--artifacts", help=artifacts_help)
+    p.set_defaults(func=cmd_value_models)
 
     p = vsub.add_parser("score", help="apply the pinned value model and publish customer_value")
     p.add_argument("--target", help=target_help)
