@@ -191,6 +191,7 @@ def scratch_target(target: Target) -> Iterator[Target]:
     schema = validate_identifier(f"{target.schema}_{SCRATCH_SUFFIX}", "backtest schema")
     previous = os.environ.get(variable)
     os.environ[variable] = schema
+    scratch: Target | None = None
     try:
         scratch = load_target(target.name)
         if scratch.schema != schema:
@@ -198,8 +199,9 @@ def scratch_target(target: Target) -> Iterator[Target]:
         yield scratch
     finally:
         try:
-            with connect(scratch) as wh:
-                wh.execute(f"drop schema if exists {schema} cascade")
+            if scratch is not None and scratch.schema == schema:
+                with connect(scratch) as wh:
+                    wh.execute(f"drop schema if exists {schema} cascade")
         finally:
             if previous is None:
                 os.environ.pop(variable, None)
