@@ -448,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="report title")
     p.add_argument("--currency", help=currency_help)
     p.set_defaults(func=cmd_report)
+
+    from insiders.value.cli import add_value_parser
+
+    add_value_parser(sub, target_help, artifacts_help)
     return parser
 
 

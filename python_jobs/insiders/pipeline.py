@@ -819,6 +819,11 @@ def run(
         if train_if_unpinned:
             _step(report, "train", train_step, log)
         _step(report, "score", score_step, log)
+        # Predicted customer value (docs/value.md): only when a value model is pinned.
+        from insiders.value.apply import run_value_step, value_step_enabled
+
+        if value_step_enabled():
+            _step(report, "value", lambda: run_value_step(target, state["run_id"]), log)
         _step(report, "marts", marts, log)
         _step(report, "publish", publish_step, log)
     return report
