@@ -410,6 +410,7 @@ def run_inputs(target: Target, user_vars: str | None) -> dict[str, str]:
         "loads": loads,
         "vars": _canonical_vars(user_vars),
         "model": model_input(),
+        "value": value_input(),
         "code": _code_digest()[:16],
         "schema": target.schema,
         "reader": publish.bi_reader_role(),
@@ -426,6 +427,17 @@ def model_input() -> str:
     model = f"{pin.version} sha256 {pin.sha256}"
     manifest_digest = getattr(pin, "manifest_sha256", None)
     return f"{model} manifest {manifest_digest}" if manifest_digest else model
+
+
+def value_input() -> str:
+    """The pinned customer-value model and the run's horizon, as compared between runs (``none pinned``)."""
+    from insiders.registry import VALUE, read_pin
+
+    pin = read_pin(required=False, kind=VALUE)
+    if pin is None:
+        return "none pinned"
+    horizon = os.environ.get("INSIDERS_VALUE_HORIZON_DAYS", "").strip() or "default"
+    return f"{pin.version} sha256 {pin.sha256} horizon {horizon}"
 
 
 def previous_run_inputs(target: Target) -> tuple[str, str, dict[str, str]] | None:
@@ -676,7 +688,7 @@ def record_published_inputs(target: Target, state: dict[str, str | None], inputs
     """After a publish: record what it was computed from (the model as pinned now: a train step may have pinned it)."""
     run_id = state.get("run_id")
     if run_id and inputs:
-        record_run_inputs(target, run_id, {**inputs, "model": model_input()})
+        record_run_inputs(target, run_id, {**inputs, "model": model_input(), "value": value_input()})
 
 
 def _step(report: RunReport, name: str, action: Callable[[], str], log: Callable[[str], None]) -> None:
