@@ -12,7 +12,7 @@ import io
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,6 +180,24 @@ class Target:
         path = Path(str(self.settings.get("path", "data/insiders.duckdb")))
         return path if path.is_absolute() else project_dir() / path
 
+    def duckdb_settings(self) -> dict[str, str]:
+        """DuckDB settings of the profile's ``settings:`` block, as dbt-duckdb applies them (text values).
+
+        A relative ``temp_directory`` is made absolute against the project directory, like the database path.
+        """
+        raw = self.settings.get("settings") or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"target '{self.name}': 'settings' in profiles.yml must be a mapping")
+        values: dict[str, str] = {}
+        for key, value in raw.items():
+            if not isinstance(key, str) or not re.fullmatch(r"[a-z_][a-z0-9_]*", key):
+                raise ConfigError(f"target '{self.name}': {key!r} is not a DuckDB setting name")
+            text = str(value).lower() if isinstance(value, bool) else str(value).strip()
+            if key == "temp_directory" and text and not Path(text).is_absolute():
+                text = str(project_dir() / text)
+            values[key] = text
+        return values
+
 
 def load_target(name: str | None = None) -> Target:
     """Read ``profiles.yml`` and return the named target (default: the profile's ``target``)."""
@@ -320,28 +338,74 @@ class Warehouse:
         """
         if data.num_rows == 0:
             return
-        target = self.qualified(table)
-        cols = [self.ident(c, what="column name") for c in data.column_names]
-        col_list = ", ".join(cols)
         if self.kind == "duckdb":
-            casts = casts or {}
-            for sql_type in casts.values():
-                if not _SQL_TYPE.fullmatch(sql_type):
-                    raise ConfigError(f"{sql_type!r} is not a plain SQL type name")
-            select = ", ".join(
-                f"cast({q} as {casts[c]})" if c in casts else q for c, q in zip(data.column_names, cols, strict=True)
-            )
-            self.conn.register("_insiders_batch", data)
-            try:
-                self.conn.execute(f"insert into {target} ({col_list}) select {select} from _insiders_batch")
-            finally:
-                self.conn.unregister("_insiders_batch")
+            self._duckdb_insert(table, data.column_names, data, casts)
             return
+        target = self.qualified(table)
+        col_list = ", ".join(self.ident(c, what="column name") for c in data.column_names)
         buf = io.BytesIO()
         pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False))
         buf.seek(0)
         with self.conn.cursor() as cur:
             cur.copy_expert(f"copy {target} ({col_list}) from stdin with (format csv, encoding 'utf8')", buf)
+
+    def analyze(self, *tables: str) -> None:
+        """Refresh the planner statistics of tables on PostgreSQL (after a bulk load); DuckDB keeps its own."""
+        if self.kind != "postgres":
+            return
+        for table in tables:
+            self.execute(f"analyze {self.qualified(table)}")
+
+    def append_batches(
+        self, table: str, schema: pa.Schema, batches: Iterable[pa.Table], casts: dict[str, str] | None = None
+    ) -> None:
+        """Append a stream of Arrow tables (all of ``schema``) in bulk, in flat memory.
+
+        DuckDB reads the whole stream in one ``INSERT``, which writes full row groups to the database file as
+        it goes; a row at a time or many small inserts would keep every appended row in memory until the
+        commit. PostgreSQL receives one ``COPY`` per table. An exception raised by ``batches`` (a bad line, a
+        refused file) comes out of this call as it was raised, after what was appended: the caller's
+        transaction then rolls back.
+        """
+        if self.kind != "duckdb":
+            for data in batches:
+                self.append_arrow(table, data, casts)
+            return
+        failure: list[BaseException] = []
+
+        def stream() -> Iterator[pa.RecordBatch]:
+            try:
+                for data in batches:
+                    yield from data.to_batches()
+            except BaseException as exc:  # handed back to the caller below, not lost inside DuckDB
+                failure.append(exc)
+
+        reader = pa.RecordBatchReader.from_batches(schema, stream())
+        try:
+            self._duckdb_insert(table, schema.names, reader, casts)
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+        if failure:
+            raise failure[0]
+
+    def _duckdb_insert(
+        self, table: str, names: Sequence[str], data: pa.Table | pa.RecordBatchReader, casts: dict[str, str] | None
+    ) -> None:
+        """``insert into table select … from`` an Arrow table or stream, casting the named columns."""
+        target = self.qualified(table)
+        cols = [self.ident(c, what="column name") for c in names]
+        casts = casts or {}
+        for sql_type in casts.values():
+            if not _SQL_TYPE.fullmatch(sql_type):
+                raise ConfigError(f"{sql_type!r} is not a plain SQL type name")
+        select = ", ".join(f"cast({q} as {casts[c]})" if c in casts else q for c, q in zip(names, cols, strict=True))
+        self.conn.register("_insiders_batch", data)
+        try:
+            self.conn.execute(f"insert into {target} ({', '.join(cols)}) select {select} from _insiders_batch")
+        finally:
+            self.conn.unregister("_insiders_batch")
 
     def advisory_lock(self, key: int) -> bool:
         """Try a transaction-level advisory lock on PostgreSQL; DuckDB's file lock already serialises."""
@@ -359,6 +423,30 @@ class Warehouse:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# The environment variables behind the DuckDB settings in profiles.yml, named in error messages.
+DUCKDB_SETTING_ENVS = {
+    "memory_limit": "INSIDERS_DUCKDB_MEMORY_LIMIT",
+    "threads": "INSIDERS_DUCKDB_THREADS",
+    "preserve_insertion_order": "INSIDERS_DUCKDB_PRESERVE_INSERTION_ORDER",
+    "temp_directory": "INSIDERS_DUCKDB_TEMP_DIRECTORY",
+}
+
+
+def apply_duckdb_settings(conn: Any, settings: dict[str, str]) -> None:
+    """``SET`` each setting on a DuckDB connection (as dbt-duckdb does); a bad value is a :class:`ConfigError`."""
+    import duckdb
+
+    for key, value in settings.items():
+        try:
+            conn.execute(f"set {key} = '{value.replace(chr(39), chr(39) * 2)}'")
+        except duckdb.Error as exc:
+            source = DUCKDB_SETTING_ENVS.get(key)
+            where = f" (from {source})" if source else ""
+            raise ConfigError(
+                f"DuckDB setting {key} = {value!r}{where} is not accepted: {str(exc).strip().splitlines()[0]}"
+            ) from exc
 
 
 def connect(target: Target | str | None = None) -> Warehouse:
@@ -379,6 +467,11 @@ def connect(target: Target | str | None = None) -> Warehouse:
                     "wait for it to finish and try again"
                 ) from exc
             raise WarehouseError(f"cannot open the DuckDB file {path}: {exc}") from exc
+        try:
+            apply_duckdb_settings(conn, target.duckdb_settings())
+        except BaseException:
+            conn.close()
+            raise
         return Warehouse(target, conn)
 
     import psycopg2
