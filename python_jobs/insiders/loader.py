@@ -946,7 +946,7 @@ def _load_file(
         first_rejected = first if first_rejected is None else min(first_rejected, first)
         if total and rejected_count > max_rejected_share * total:
             # The file has at most `total` data lines, so the verdict at the end could only be the same.
-            raise too_many_rejected(f"the file's {total:,}")
+            raise too_many_rejected(f"{total:,}")
         pending_rejects.append(
             pa.table(
                 {

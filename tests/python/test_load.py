@@ -665,7 +665,7 @@ def test_a_file_of_many_batches_with_rejects_and_duplicates_loads_exactly(target
     for n in (15, 150_000, 150_010, 150_020):
         lines[n - 2] = "540099,22138,BROKEN"
     lines[160_000 - 2] = "540099,22138,BAKING SET,2,1/13/2011 10:00,abc,12680,France"
-    refused = r"of the file.s 240,000 lines cannot be read .* First problem: line 15: expected 8 fields"
+    refused = r"of 240,000 lines cannot be read .* First problem: line 15: expected 8 fields"
     with pytest.raises(InputFileError, match=refused):
         load(target, write_csv(tmp_path / "worse.csv", lines), max_rejected_share=0.00001)
     assert counts(target)[1:] == (2, 4)  # nothing of the refused file was written
