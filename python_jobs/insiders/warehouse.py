@@ -181,21 +181,19 @@ class Target:
         return path if path.is_absolute() else project_dir() / path
 
     def duckdb_settings(self) -> dict[str, str]:
-        """DuckDB settings of the profile's ``settings:`` block, as dbt-duckdb applies them (text values).
+        """DuckDB options of the profile's ``config_options:``, as text, exactly as dbt-duckdb gives them.
 
-        A relative ``temp_directory`` is made absolute against the project directory, like the database path.
+        They are the options the database is opened with; the same values on both sides also let dbt run in
+        the jobs' process beside an open connection (DuckDB refuses a second configuration of one file).
         """
-        raw = self.settings.get("settings") or {}
+        raw = self.settings.get("config_options") or {}
         if not isinstance(raw, dict):
-            raise ConfigError(f"target '{self.name}': 'settings' in profiles.yml must be a mapping")
+            raise ConfigError(f"target '{self.name}': 'config_options' in profiles.yml must be a mapping")
         values: dict[str, str] = {}
         for key, value in raw.items():
             if not isinstance(key, str) or not re.fullmatch(r"[a-z_][a-z0-9_]*", key):
-                raise ConfigError(f"target '{self.name}': {key!r} is not a DuckDB setting name")
-            text = str(value).lower() if isinstance(value, bool) else str(value).strip()
-            if key == "temp_directory" and text and not Path(text).is_absolute():
-                text = str(project_dir() / text)
-            values[key] = text
+                raise ConfigError(f"target '{self.name}': {key!r} is not a DuckDB option name")
+            values[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return values
 
 
@@ -434,19 +432,20 @@ DUCKDB_SETTING_ENVS = {
 }
 
 
-def apply_duckdb_settings(conn: Any, settings: dict[str, str]) -> None:
-    """``SET`` each setting on a DuckDB connection (as dbt-duckdb does); a bad value is a :class:`ConfigError`."""
+def _bad_duckdb_option(settings: dict[str, str]) -> ConfigError | None:
+    """The option DuckDB refused, tried one by one on an in-memory database; None when each is accepted."""
     import duckdb
 
     for key, value in settings.items():
         try:
-            conn.execute(f"set {key} = '{value.replace(chr(39), chr(39) * 2)}'")
-        except duckdb.Error as exc:
+            duckdb.connect(":memory:", config={key: value}).close()
+        except duckdb.Error as one:
             source = DUCKDB_SETTING_ENVS.get(key)
             where = f" (from {source})" if source else ""
-            raise ConfigError(
-                f"DuckDB setting {key} = {value!r}{where} is not accepted: {str(exc).strip().splitlines()[0]}"
-            ) from exc
+            return ConfigError(
+                f"DuckDB option {key} = {value!r}{where} is not accepted: {str(one).strip().splitlines()[0]}"
+            )
+    return None
 
 
 def connect(target: Target | str | None = None) -> Warehouse:
@@ -458,8 +457,9 @@ def connect(target: Target | str | None = None) -> Warehouse:
 
         path = target.duckdb_path()
         path.parent.mkdir(parents=True, exist_ok=True)
+        options = target.duckdb_settings()
         try:
-            conn = duckdb.connect(str(path))
+            conn = duckdb.connect(str(path), config=options)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise WarehouseError(
@@ -467,11 +467,11 @@ def connect(target: Target | str | None = None) -> Warehouse:
                     "wait for it to finish and try again"
                 ) from exc
             raise WarehouseError(f"cannot open the DuckDB file {path}: {exc}") from exc
-        try:
-            apply_duckdb_settings(conn, target.duckdb_settings())
-        except BaseException:
-            conn.close()
-            raise
+        except duckdb.Error as exc:
+            bad = _bad_duckdb_option(options)
+            if bad is not None:
+                raise bad from exc
+            raise WarehouseError(f"cannot open the DuckDB file {path}: {exc}") from exc
         return Warehouse(target, conn)
 
     import psycopg2
