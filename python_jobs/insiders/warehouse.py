@@ -15,15 +15,16 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import yaml
 
 from insiders.errors import ConfigError, WarehouseError
+
+if TYPE_CHECKING:  # pandas and pyarrow load on first use: a run with nothing new never needs them
+    import pandas as pd
+    import pyarrow as pa
 
 PROFILE_NAME = "insiders"
 _MISSING = object()
@@ -272,6 +273,8 @@ class Warehouse:
         """Run a query and return a DataFrame."""
         if self.kind == "duckdb":
             return self.conn.execute(sql.replace("%s", "?"), params or []).df()
+        import pandas as pd
+
         with self.conn.cursor() as cur:
             cur.execute(sql, params)
             cols = [d[0] for d in cur.description]
@@ -290,6 +293,8 @@ class Warehouse:
             finally:
                 cursor.close()
             return
+        import pandas as pd
+
         with self.conn.cursor(name=f"insiders_stream_{id(self)}") as cur:
             cur.itersize = chunk_rows
             cur.execute(sql)
@@ -339,6 +344,8 @@ class Warehouse:
         if self.kind == "duckdb":
             self._duckdb_insert(table, data.column_names, data, casts)
             return
+        import pyarrow.csv as pacsv
+
         target = self.qualified(table)
         col_list = ", ".join(self.ident(c, what="column name") for c in data.column_names)
         buf = io.BytesIO()
@@ -369,6 +376,8 @@ class Warehouse:
             for data in batches:
                 self.append_arrow(table, data, casts)
             return
+        import pyarrow as pa
+
         failure: list[BaseException] = []
 
         def stream() -> Iterator[pa.RecordBatch]:
