@@ -32,8 +32,8 @@ def _applied() -> dict[str, object]:
 
 def test_the_defaults_bound_memory_and_spill_beside_the_database_file(duckdb_file: Path) -> None:
     settings = _applied()
-    # 4GB is 4 * 10^9 bytes, which DuckDB shows in GiB.
-    assert settings["memory_limit"] == "3.7 GiB"
+    # 3GB is 3 * 10^9 bytes, which DuckDB shows in GiB.
+    assert settings["memory_limit"] == "2.7 GiB"
     assert settings["threads"] == 2
     assert settings["preserve_insertion_order"] is False
     assert settings["temp_directory"] == f"{duckdb_file}.tmp"
@@ -58,7 +58,7 @@ def test_the_jobs_open_the_database_with_the_options_dbt_gets(
     """Text exactly as rendered, so that dbt and the jobs never open one file with two configurations."""
     monkeypatch.setenv("INSIDERS_DUCKDB_TEMP_DIRECTORY", "data/spill")
     assert load_target("local").duckdb_settings() == {
-        "memory_limit": "4GB",
+        "memory_limit": "3GB",
         "threads": "2",
         "preserve_insertion_order": "false",
         "temp_directory": "data/spill",
