@@ -459,6 +459,7 @@ def _csv_batches(facts: FileFacts, width: int, invalid: _Invalid) -> Iterator[Ba
                 candidates = np.arange(next_line, next_line + n + int((known >= next_line).sum()))
                 lines = candidates[~np.isin(candidates, known)][:n]
                 next_line = int(lines[-1]) + 1
+                invalid.numbers[:] = [k for k in invalid.numbers if k >= next_line]  # only later ones matter now
                 yield Batch([record_batch.column(i) for i in range(width)], facts.physical_lines(lines))
         except pa.ArrowInvalid as exc:
             if "straddl" in str(exc):  # one record larger than a whole reader block
@@ -766,6 +767,24 @@ def ensure_raw_tables(wh: Warehouse, schema: str) -> None:
             wh.execute(f"alter table {schema}.{table} add column {column} {definition}")
 
 
+# The Arrow types of the lines handed to the warehouse (prices stay text: the warehouse casts them exactly).
+TRANSACTION_ARROW_SCHEMA = pa.schema(
+    [
+        ("load_id", pa.string()),
+        ("line_number", pa.int64()),
+        ("invoice_no", pa.string()),
+        ("stock_code", pa.string()),
+        ("description", pa.string()),
+        ("quantity", pa.int32()),
+        ("invoice_date", pa.timestamp("s")),
+        ("unit_price", pa.string()),
+        ("customer_id", pa.int64()),
+        ("country", pa.string()),
+        ("loaded_at", pa.timestamp("s")),
+    ]
+)
+assert tuple(TRANSACTION_ARROW_SCHEMA.names) == raw_schema.TRANSACTION_COLUMNS
+
 # The natural key of an invoice line: the same sale delivered in two files has the same values.
 LINE_KEY = "invoice_no, stock_code, quantity, unit_price, invoice_date, coalesce(customer_id, -1)"
 
@@ -775,8 +794,13 @@ def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
 
     Lines are matched on their natural key (invoice, stock code, quantity, price, invoice time, customer).
     Copies count: a line present twice in this file and once before keeps one copy, so duplicates inside one
-    file stay as the file has them. Runs inside the load's transaction.
+    file stay as the file has them. Runs inside the load's transaction. Only the invoices both this load and
+    earlier ones hold are numbered copy by copy, so the memory and time it takes follow the overlap, not the
+    size of the file.
     """
+    earlier_lines = f"select 1 from {schema}.transactions where load_id <> %s limit 1"
+    if not wh.query(earlier_lines, [load_id]):
+        return 0  # the first load: nothing to compare with (and no window over every line of a large file)
     fresh = f"select count(*) from {schema}.transactions where load_id = %s"
     before = wh.query(fresh, [load_id])[0][0]
     wh.execute(
@@ -791,6 +815,7 @@ def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
                     row_number() over (partition by {LINE_KEY} order by line_number) as copy_number
                 from {schema}.transactions
                 where load_id = %s
+                    and invoice_no in (select invoice_no from {schema}.transactions where load_id <> %s)
             ) as fresh
             inner join (
                 select
@@ -810,7 +835,7 @@ def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
                 and fresh.customer_key = earlier.customer_key
             where fresh.copy_number <= earlier.copies
         )""",
-        [load_id, load_id, load_id, load_id],
+        [load_id, load_id, load_id, load_id, load_id],
     )
     return before - wh.query(fresh, [load_id])[0][0]
 
@@ -918,71 +943,119 @@ def _load_file(
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     window = date_window(loaded_at)
     read = loaded = 0
-    rejected: list[tuple[int, str, str]] = []
     total = max(facts.lines - 1, 0)
     check: _DateFormatCheck | None = None
-    with wh.transaction():
-        if not wh.advisory_lock(LOAD_LOCK_KEY):
-            raise WarehouseError("another insiders load is writing to this warehouse; try again when it ends")
-        # Checked again under the lock: a concurrent load of the same file may have committed meanwhile.
-        if _previous_load(wh, schema, facts.sha256) is not None:
-            raise WarehouseError(f"{facts.path.name} was loaded by a concurrent run; nothing was written")
-        for batch in batches:
-            if date_format is None:
-                candidates = date_format_candidates(layout, batch.columns[4][:1000], window)
-                if not candidates:
-                    sample = next((v for v in batch.columns[4][:1000].to_pylist() if v.strip()), "")
-                    raise InputFileError(
-                        f"{facts.path}: InvoiceDate values like '{sample}' match none of the formats of the "
-                        f"{layout.title} layout ({', '.join(layout.date_formats)}); name the format with "
-                        "--date-format"
-                    )
-                date_format = candidates[0]
-                check = _DateFormatCheck(date_format, candidates[1:], window)
-                if date_format in layouts.ONLINE_RETAIL_REDATED.date_formats or width > len(layout.header):
-                    layout = layouts.redated(layout)
-            elif check is None:
-                check = _DateFormatCheck(date_format, [], window)
-                sample = pc.utf8_trim_whitespace(batch.columns[4][:1000])
-                sample = sample.filter(pc.not_equal(sample, ""))
-                if len(sample) and _parse_dates(sample, date_format).null_count == len(sample):
-                    raise InputFileError(
-                        f"{facts.path}: InvoiceDate values like '{sample[0]}' do not match --date-format "
-                        f"'{date_format}'"
-                    )
-                if date_format in layouts.ONLINE_RETAIL_REDATED.date_formats or width > len(layout.header):
-                    layout = layouts.redated(layout)
-            check.add(batch.columns[4])
-            good, bad = type_batch(batch, date_format, window)
-            read += len(batch.lines)
-            rejected.extend(bad)
-            if good.num_rows:
-                good = good.add_column(0, "load_id", pa.repeat(load_id, good.num_rows))
-                good = good.append_column(
-                    "loaded_at", pa.repeat(pa.scalar(loaded_at, pa.timestamp("s")), good.num_rows)
-                )
-                wh.append_arrow(
-                    f"{schema}.transactions",
-                    good.select(list(raw_schema.TRANSACTION_COLUMNS)),
-                    casts={"unit_price": "decimal(18, 4)"},
-                )
-                loaded += good.num_rows
-            if progress is not None:
-                progress(read + len(invalid.rows), max(total, read))
+    # Rejected lines wait in compact Arrow tables until the lines are written (on DuckDB the lines stream in one
+    # statement). They cannot outgrow the allowed share of the file: past it, the file is refused at once.
+    rejected_count = 0
+    first_rejected: tuple[int, str] | None = None
+    pending_rejects: list[pa.Table] = []
 
-        # Lines the reader could not split: wrong number of fields, or the last line cut short.
+    def too_many_rejected(of_lines: str) -> InputFileError:
+        assert first_rejected is not None
+        return InputFileError(
+            f"{facts.path}: {rejected_count:,} of {of_lines} lines cannot be read (more than "
+            f"{max_rejected_share:.0%}); is this the right file? First problem: line {first_rejected[0]}: "
+            f"{first_rejected[1]}. Nothing was loaded; raise --max-rejected-share to load it anyway."
+        )
+
+    def reject(rows: list[tuple[int, str, str]]) -> None:
+        nonlocal rejected_count, first_rejected
+        if not rows:
+            return
+        rejected_count += len(rows)
+        first = min((r[0], r[1]) for r in rows)
+        first_rejected = first if first_rejected is None else min(first_rejected, first)
+        if total and rejected_count > max_rejected_share * total:
+            # The file has at most `total` data lines, so the verdict at the end could only be the same.
+            raise too_many_rejected(f"{total:,}")
+        pending_rejects.append(
+            pa.table(
+                {
+                    "load_id": pa.repeat(load_id, len(rows)),
+                    "line_number": pa.array([r[0] for r in rows], pa.int64()),
+                    "reason": pa.array([r[1] for r in rows], pa.string()),
+                    "raw_line": pa.array([r[2] for r in rows], pa.string()),
+                    "loaded_at": pa.repeat(pa.scalar(loaded_at, pa.timestamp("s")), len(rows)),
+                }
+            )
+        )
+
+    def reject_invalid() -> int:
+        """Write the lines the reader could not split so far (wrong number of fields, or the last line cut)."""
+        rows = []
         for record, found, text in invalid.rows:
             number = int(facts.physical_lines(np.asarray([record]))[0])
             if record == facts.records and not facts.ends_with_newline:
                 raise InputFileError(
                     f"{facts.path}: the file ends in the middle of line {number} (truncated?); nothing was loaded"
                 )
-            rejected.append((number, f"expected {width} fields, found {found}", text))
-        read += len(invalid.rows)
+            rows.append((number, f"expected {width} fields, found {found}", text))
+        invalid.rows.clear()
+        reject(rows)
+        return len(rows)
+
+    with wh.transaction():
+        if not wh.advisory_lock(LOAD_LOCK_KEY):
+            raise WarehouseError("another insiders load is writing to this warehouse; try again when it ends")
+        # Checked again under the lock: a concurrent load of the same file may have committed meanwhile.
+        if _previous_load(wh, schema, facts.sha256) is not None:
+            raise WarehouseError(f"{facts.path.name} was loaded by a concurrent run; nothing was written")
+
+        def typed_lines() -> Iterator[pa.Table]:
+            """The file's lines, typed batch by batch; rejected lines are set aside on the way."""
+            nonlocal read, loaded, date_format, layout, check
+            for batch in batches:
+                if date_format is None:
+                    candidates = date_format_candidates(layout, batch.columns[4][:1000], window)
+                    if not candidates:
+                        sample = next((v for v in batch.columns[4][:1000].to_pylist() if v.strip()), "")
+                        raise InputFileError(
+                            f"{facts.path}: InvoiceDate values like '{sample}' match none of the formats of the "
+                            f"{layout.title} layout ({', '.join(layout.date_formats)}); name the format with "
+                            "--date-format"
+                        )
+                    date_format = candidates[0]
+                    check = _DateFormatCheck(date_format, candidates[1:], window)
+                    if date_format in layouts.ONLINE_RETAIL_REDATED.date_formats or width > len(layout.header):
+                        layout = layouts.redated(layout)
+                elif check is None:
+                    check = _DateFormatCheck(date_format, [], window)
+                    sample = pc.utf8_trim_whitespace(batch.columns[4][:1000])
+                    sample = sample.filter(pc.not_equal(sample, ""))
+                    if len(sample) and _parse_dates(sample, date_format).null_count == len(sample):
+                        raise InputFileError(
+                            f"{facts.path}: InvoiceDate values like '{sample[0]}' do not match --date-format "
+                            f"'{date_format}'"
+                        )
+                    if date_format in layouts.ONLINE_RETAIL_REDATED.date_formats or width > len(layout.header):
+                        layout = layouts.redated(layout)
+                check.add(batch.columns[4])
+                good, bad = type_batch(batch, date_format, window)
+                read += len(batch.lines)
+                reject(bad)
+                read += reject_invalid()
+                if good.num_rows:
+                    good = good.add_column(0, "load_id", pa.repeat(load_id, good.num_rows))
+                    good = good.append_column(
+                        "loaded_at", pa.repeat(pa.scalar(loaded_at, pa.timestamp("s")), good.num_rows)
+                    )
+                    loaded += good.num_rows
+                    yield good.select(list(raw_schema.TRANSACTION_COLUMNS)).cast(TRANSACTION_ARROW_SCHEMA)
+                if progress is not None:
+                    progress(read, max(total, read))
+
+        wh.append_batches(
+            f"{schema}.transactions", TRANSACTION_ARROW_SCHEMA, typed_lines(), casts={"unit_price": "decimal(18, 4)"}
+        )
+        read += reject_invalid()  # those reported after the last batch
         if read == 0:
             raise InputFileError(f"{facts.path}: the file has a header but no data lines")
         if check is not None:
             check.verdict(facts.path)
+        # Planner statistics that know this load's lines (PostgreSQL): the query below, and dbt after the commit,
+        # are planned for the table as it now is (stale ones plan the earlier lines as a handful, and nest loops).
+        wh.analyze(f"{schema}.transactions")
         # Overlapping deliveries (a month re-sent inside a larger file, a CSV and an .xlsx of the same data):
         # lines another file delivered are not stored twice.
         skipped = skip_lines_loaded_before(wh, schema, load_id) if loaded else 0
@@ -992,26 +1065,10 @@ def _load_file(
                 f"{facts.path}: read {read + 1:,} lines but the file has {facts.lines:,} (a quoted field "
                 "spanning lines?); nothing was loaded"
             )
-        if len(rejected) > max_rejected_share * read:
-            raise InputFileError(
-                f"{facts.path}: {len(rejected):,} of {read:,} lines cannot be read (more than "
-                f"{max_rejected_share:.0%}); is this the right file? First problem: line {rejected[0][0]}: "
-                f"{rejected[0][1]}. Nothing was loaded; raise --max-rejected-share to load it anyway."
-            )
-        if rejected:
-            rejected.sort()
-            wh.append_arrow(
-                f"{schema}.rejected_lines",
-                pa.table(
-                    {
-                        "load_id": pa.repeat(load_id, len(rejected)),
-                        "line_number": pa.array([r[0] for r in rejected], pa.int64()),
-                        "reason": pa.array([r[1] for r in rejected], pa.string()),
-                        "raw_line": pa.array([r[2] for r in rejected], pa.string()),
-                        "loaded_at": pa.repeat(pa.scalar(loaded_at, pa.timestamp("s")), len(rejected)),
-                    }
-                ),
-            )
+        if rejected_count > max_rejected_share * read:
+            raise too_many_rejected(f"{read:,}")
+        for table in pending_rejects:
+            wh.append_arrow(f"{schema}.rejected_lines", table)
         layout_name = layout.name + ("_xlsx" if facts.kind == "xlsx" else "")
         wh.append_arrow(
             f"{schema}.load_log",
@@ -1024,13 +1081,14 @@ def _load_file(
                         "layout": layout_name,
                         "lines_read": read,
                         "lines_loaded": loaded,
-                        "lines_rejected": len(rejected),
+                        "lines_rejected": rejected_count,
                         "loaded_at": loaded_at,
                         "lines_skipped": skipped,
                     }
                 ]
             ),
         )
+        wh.analyze(f"{schema}.rejected_lines", f"{schema}.load_log")
     return LoadResult(
         load_id=load_id,
         file_name=facts.path.name,
@@ -1038,7 +1096,7 @@ def _load_file(
         layout=layout_name,
         lines_read=read,
         lines_loaded=loaded,
-        lines_rejected=len(rejected),
+        lines_rejected=rejected_count,
         lines_skipped=skipped,
         seconds=(dt.datetime.now() - started).total_seconds(),
     )

@@ -12,7 +12,7 @@ import io
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,6 +181,22 @@ class Target:
         path = Path(str(self.settings.get("path", "data/insiders.duckdb")))
         return path if path.is_absolute() else project_dir() / path
 
+    def duckdb_settings(self) -> dict[str, str]:
+        """DuckDB options of the profile's ``config_options:``, as text, exactly as dbt-duckdb gives them.
+
+        They are the options the database is opened with; the same values on both sides also let dbt run in
+        the jobs' process beside an open connection (DuckDB refuses a second configuration of one file).
+        """
+        raw = self.settings.get("config_options") or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"target '{self.name}': 'config_options' in profiles.yml must be a mapping")
+        values: dict[str, str] = {}
+        for key, value in raw.items():
+            if not isinstance(key, str) or not re.fullmatch(r"[a-z_][a-z0-9_]*", key):
+                raise ConfigError(f"target '{self.name}': {key!r} is not a DuckDB option name")
+            values[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        return values
+
 
 def load_target(name: str | None = None) -> Target:
     """Read ``profiles.yml`` and return the named target (default: the profile's ``target``)."""
@@ -325,30 +341,78 @@ class Warehouse:
         """
         if data.num_rows == 0:
             return
-        target = self.qualified(table)
-        cols = [self.ident(c, what="column name") for c in data.column_names]
-        col_list = ", ".join(cols)
         if self.kind == "duckdb":
-            casts = casts or {}
-            for sql_type in casts.values():
-                if not _SQL_TYPE.fullmatch(sql_type):
-                    raise ConfigError(f"{sql_type!r} is not a plain SQL type name")
-            select = ", ".join(
-                f"cast({q} as {casts[c]})" if c in casts else q for c, q in zip(data.column_names, cols, strict=True)
-            )
-            self.conn.register("_insiders_batch", data)
-            try:
-                self.conn.execute(f"insert into {target} ({col_list}) select {select} from _insiders_batch")
-            finally:
-                self.conn.unregister("_insiders_batch")
+            self._duckdb_insert(table, data.column_names, data, casts)
             return
         import pyarrow.csv as pacsv
 
+        target = self.qualified(table)
+        col_list = ", ".join(self.ident(c, what="column name") for c in data.column_names)
         buf = io.BytesIO()
         pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False))
         buf.seek(0)
         with self.conn.cursor() as cur:
             cur.copy_expert(f"copy {target} ({col_list}) from stdin with (format csv, encoding 'utf8')", buf)
+
+    def analyze(self, *tables: str) -> None:
+        """Refresh the planner statistics of tables on PostgreSQL (after a bulk load); DuckDB keeps its own."""
+        if self.kind != "postgres":
+            return
+        for table in tables:
+            self.execute(f"analyze {self.qualified(table)}")
+
+    def append_batches(
+        self, table: str, schema: pa.Schema, batches: Iterable[pa.Table], casts: dict[str, str] | None = None
+    ) -> None:
+        """Append a stream of Arrow tables (all of ``schema``) in bulk, in flat memory.
+
+        DuckDB reads the whole stream in one ``INSERT``, which writes full row groups to the database file as
+        it goes; a row at a time or many small inserts would keep every appended row in memory until the
+        commit. PostgreSQL receives one ``COPY`` per table. An exception raised by ``batches`` (a bad line, a
+        refused file) comes out of this call as it was raised, after what was appended: the caller's
+        transaction then rolls back.
+        """
+        if self.kind != "duckdb":
+            for data in batches:
+                self.append_arrow(table, data, casts)
+            return
+        import pyarrow as pa
+
+        failure: list[BaseException] = []
+
+        def stream() -> Iterator[pa.RecordBatch]:
+            try:
+                for data in batches:
+                    yield from data.to_batches()
+            except BaseException as exc:  # handed back to the caller below, not lost inside DuckDB
+                failure.append(exc)
+
+        reader = pa.RecordBatchReader.from_batches(schema, stream())
+        try:
+            self._duckdb_insert(table, schema.names, reader, casts)
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+        if failure:
+            raise failure[0]
+
+    def _duckdb_insert(
+        self, table: str, names: Sequence[str], data: pa.Table | pa.RecordBatchReader, casts: dict[str, str] | None
+    ) -> None:
+        """``insert into table select … from`` an Arrow table or stream, casting the named columns."""
+        target = self.qualified(table)
+        cols = [self.ident(c, what="column name") for c in names]
+        casts = casts or {}
+        for sql_type in casts.values():
+            if not _SQL_TYPE.fullmatch(sql_type):
+                raise ConfigError(f"{sql_type!r} is not a plain SQL type name")
+        select = ", ".join(f"cast({q} as {casts[c]})" if c in casts else q for c, q in zip(names, cols, strict=True))
+        self.conn.register("_insiders_batch", data)
+        try:
+            self.conn.execute(f"insert into {target} ({', '.join(cols)}) select {select} from _insiders_batch")
+        finally:
+            self.conn.unregister("_insiders_batch")
 
     def advisory_lock(self, key: int) -> bool:
         """Try a transaction-level advisory lock on PostgreSQL; DuckDB's file lock already serialises."""
@@ -368,6 +432,31 @@ class Warehouse:
         self.close()
 
 
+# The environment variables behind the DuckDB settings in profiles.yml, named in error messages.
+DUCKDB_SETTING_ENVS = {
+    "memory_limit": "INSIDERS_DUCKDB_MEMORY_LIMIT",
+    "threads": "INSIDERS_DUCKDB_THREADS",
+    "preserve_insertion_order": "INSIDERS_DUCKDB_PRESERVE_INSERTION_ORDER",
+    "temp_directory": "INSIDERS_DUCKDB_TEMP_DIRECTORY",
+}
+
+
+def _bad_duckdb_option(settings: dict[str, str]) -> ConfigError | None:
+    """The option DuckDB refused, tried one by one on an in-memory database; None when each is accepted."""
+    import duckdb
+
+    for key, value in settings.items():
+        try:
+            duckdb.connect(":memory:", config={key: value}).close()
+        except duckdb.Error as one:
+            source = DUCKDB_SETTING_ENVS.get(key)
+            where = f" (from {source})" if source else ""
+            return ConfigError(
+                f"DuckDB option {key} = {value!r}{where} is not accepted: {str(one).strip().splitlines()[0]}"
+            )
+    return None
+
+
 def connect(target: Target | str | None = None) -> Warehouse:
     """Open a connection to a target (a name, a :class:`Target`, or the profile's default)."""
     if not isinstance(target, Target):
@@ -377,14 +466,20 @@ def connect(target: Target | str | None = None) -> Warehouse:
 
         path = target.duckdb_path()
         path.parent.mkdir(parents=True, exist_ok=True)
+        options = target.duckdb_settings()
         try:
-            conn = duckdb.connect(str(path))
+            conn = duckdb.connect(str(path), config=options)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise WarehouseError(
                     f"the DuckDB file {path} is in use by another process (another insiders or dbt run?); "
                     "wait for it to finish and try again"
                 ) from exc
+            raise WarehouseError(f"cannot open the DuckDB file {path}: {exc}") from exc
+        except duckdb.Error as exc:
+            bad = _bad_duckdb_option(options)
+            if bad is not None:
+                raise bad from exc
             raise WarehouseError(f"cannot open the DuckDB file {path}: {exc}") from exc
         return Warehouse(target, conn)
 

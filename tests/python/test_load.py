@@ -605,3 +605,67 @@ def test_todays_sales_east_of_greenwich_are_not_quarantined(target: Target, tmp_
     result = load(target, write_csv(tmp_path / "today.csv", lines), max_rejected_share=0.5)
     assert (result.lines_loaded, result.lines_rejected) == (2, 1)
     assert "is outside the plausible window" in query(target, "select reason from raw.rejected_lines")[0][0]
+
+
+def test_a_file_of_many_batches_with_rejects_and_duplicates_loads_exactly(target: Target, tmp_path: Path) -> None:
+    """Rejected lines of both kinds and lines delivered before, spread over several reader batches.
+
+    The loader writes rejected lines batch by batch and numbers only the overlapping invoices copy by copy; the
+    stored table must be exactly what the rules say, line by line.
+    """
+    earlier = _lines(0, 3_000)
+    load(target, write_csv(tmp_path / "earlier.csv", earlier))
+    lines = _lines(10_000, 240_000)  # about 21 MB: three reader batches and more
+    # Lines delivered by the earlier file, once or twice, in different batches; and one twice in this file only.
+    lines[5] = lines[150_000] = earlier[7]
+    lines[90_000] = earlier[8]
+    lines[200_000] = lines[200_001] = lines[10]
+    typed_rejects = {20: "Quantity 'six' is not a whole number", 120_000: "UnitPrice 'abc' is not a number"}
+    lines[20 - 2] = "540099,22138,BAKING SET,six,1/13/2011 10:00,4.95,12680,France"
+    lines[120_000 - 2] = "540099,22138,BAKING SET,2,1/13/2011 10:00,abc,12680,France"
+    short = {110_000, 230_001}  # lines the reader cannot split
+    for n in short:
+        lines[n - 2] = "540099,22138,BROKEN"
+    result = load(target, write_csv(tmp_path / "big.csv", lines), max_rejected_share=0.01)
+
+    # The expectation, computed line by line: a line is stored unless rejected or one of the copies of an
+    # earlier delivery (the first copies in file order are the ones taken out).
+    earlier_copies: dict[str, int] = {}
+    for line in earlier:
+        earlier_copies[line] = earlier_copies.get(line, 0) + 1
+    expected = []
+    for number, line in enumerate(lines, start=2):
+        if number in typed_rejects or number in short:
+            continue
+        if earlier_copies.get(line, 0) > 0:
+            earlier_copies[line] -= 1
+            continue
+        expected.append((number, line.split(",")[0]))
+    assert (result.lines_read, result.lines_rejected, result.lines_skipped) == (240_000, 4, 2)
+    assert result.lines_loaded == len(expected) == 240_000 - 4 - 2
+    stored = query(
+        target,
+        f"select line_number, invoice_no from raw.transactions where load_id = '{result.load_id}' order by line_number",
+    )
+    assert stored == expected
+    rejected = query(target, "select line_number, reason from raw.rejected_lines order by line_number")
+    assert rejected == [
+        (20, typed_rejects[20]),
+        (110_000, "expected 8 fields, found 3"),
+        (120_000, typed_rejects[120_000]),
+        (230_001, "expected 8 fields, found 3"),
+    ]
+    assert query(
+        target,
+        "select lines_read, lines_loaded, lines_rejected, lines_skipped from raw.load_log where file_name = 'big.csv'",
+    ) == [(240_000, 240_000 - 6, 4, 2)]
+
+    # Too many rejects: refused as soon as the share is certain to be exceeded, naming the first problem in file
+    # order whichever batch reported it.
+    for n in (15, 150_000, 150_010, 150_020):
+        lines[n - 2] = "540099,22138,BROKEN"
+    lines[160_000 - 2] = "540099,22138,BAKING SET,2,1/13/2011 10:00,abc,12680,France"
+    refused = r"of 240,000 lines cannot be read .* First problem: line 15: expected 8 fields"
+    with pytest.raises(InputFileError, match=refused):
+        load(target, write_csv(tmp_path / "worse.csv", lines), max_rejected_share=0.00001)
+    assert counts(target)[1:] == (2, 4)  # nothing of the refused file was written
