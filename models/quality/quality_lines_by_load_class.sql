@@ -1,17 +1,34 @@
+-- sqlfluff:indentation:template_blocks_indent:False
 -- How many lines, and how much money, each cleaning rule takes out of each load: one row per load and line
 -- class (each exclusion reason of spec section 3, and `valid`), zeros included, so that a rule that suddenly
 -- catches nothing is as visible as one that catches too much.
+--
+-- Incremental by load, like quality_loads: the rows of a committed load never change, so a run adds the rows
+-- of the loads not here yet and reads only their lines.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+    )
+}}
+
 with
 
 load_log as (
 
     select * from {{ ref('stg_online_retail__load_log') }}
+    {% if is_incremental() %}
+    where load_id not in (select loads_held.load_id from {{ this }} as loads_held)
+    {% endif %}
 
 ),
 
 classified as (
 
     select * from {{ ref('int_transactions__classified') }}
+    {% if is_incremental() %}
+    where load_id in (select load_log.load_id from load_log)
+    {% endif %}
 
 ),
 

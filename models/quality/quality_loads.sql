@@ -1,22 +1,42 @@
+-- sqlfluff:indentation:template_blocks_indent:False
 -- One row per load: what the loader says it did next to what the warehouse holds, and how much of the
 -- load survived cleaning. The load log and the tables must agree; tests/dbt checks that they do.
+--
+-- Incremental by load: a load's row never changes once its lines and its load_log row are committed (one
+-- transaction in the loader), so a run adds the rows of the loads not here yet and reads only their lines.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+    )
+}}
+
 with
 
 load_log as (
 
     select * from {{ ref('stg_online_retail__load_log') }}
+    {% if is_incremental() %}
+    where load_id not in (select loads_held.load_id from {{ this }} as loads_held)
+    {% endif %}
 
 ),
 
 classified as (
 
     select * from {{ ref('int_transactions__classified') }}
+    {% if is_incremental() %}
+    where load_id in (select load_log.load_id from load_log)
+    {% endif %}
 
 ),
 
 rejected_lines as (
 
     select * from {{ ref('stg_online_retail__rejected_lines') }}
+    {% if is_incremental() %}
+    where load_id in (select load_log.load_id from load_log)
+    {% endif %}
 
 ),
 
