@@ -11,11 +11,13 @@
 -- With var('as_of_date') set (a back-fill, or a reproducible run), lines after that day do not exist yet: the
 -- model is then rebuilt in full as a table, every total cut at D_ref. A later run without the variable finds
 -- the customers with lines after the cut by their line count and recomputes them, so the table is exact again.
+-- A change of the cleaning rules deletes every row first (pre-hook), so that run recomputes every customer.
 {{
     config(
         materialized=('table' if as_of_date_is_set() else 'incremental'),
         incremental_strategy='delete+insert',
         unique_key='customer_id',
+        pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
     )
 }}
 
@@ -24,6 +26,12 @@ with
 sales as (
 
     select * from {{ ref('int_sales__cleaned') }}
+
+),
+
+cleaning_rules as (
+
+    select * from {{ ref('int_cleaning_rules') }}
 
 ),
 
@@ -164,9 +172,12 @@ final as (
         cast(coalesce(totals.qty_returns, 0) as bigint) as qty_returns,
         cast(totals.first_active_day as date) as first_active_day,
         cast(totals.last_active_day as date) as last_active_day,
-        cast(totals.active_days as bigint) as active_days
+        cast(totals.active_days as bigint) as active_days,
+        -- The rules the lines were cleaned by (see int_cleaning_rules).
+        cleaning_rules.cleaning_rules
 
     from totals
+    cross join cleaning_rules
     left join customer_countries
         on totals.customer_id = customer_countries.customer_id
 

@@ -5,12 +5,14 @@
 -- Incremental by load: raw lines are only ever added, a whole load at a time (the loader writes a load's lines
 -- and its load_log row in one transaction, and nothing deletes a load), so a run appends the valid lines of
 -- the loads this table does not hold yet. `dbt build --full-refresh` rebuilds it from every loaded line and
--- gives the same rows. A change to the cleaning rules (a seed, var('min_unit_price')) changes past lines too:
--- it needs a full refresh (docs/operations.md).
+-- gives the same rows. A change of the cleaning rules (a seed, var('min_unit_price')) reclassifies past lines
+-- too: each row carries the digest of the rules that kept it, and the pre-hook deletes the rows of other rules,
+-- so that run rebuilds the table in full.
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
+        pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
     )
 }}
 
@@ -19,6 +21,12 @@ with
 classified as (
 
     select * from {{ ref('int_transactions__classified') }}
+
+),
+
+cleaning_rules as (
+
+    select * from {{ ref('int_cleaning_rules') }}
 
 ),
 
@@ -37,26 +45,29 @@ stored_loads as (
 final as (
 
     select
-        transaction_line_id,
-        load_id,
-        line_number,
-        invoice_no,
-        stock_code,
-        product_description,
-        quantity,
-        unit_price,
-        line_revenue,
-        invoiced_at,
-        invoice_day,
-        customer_id,
-        country,
-        is_anonymous,
-        is_return,
-        loaded_at
+        classified.transaction_line_id,
+        classified.load_id,
+        classified.line_number,
+        classified.invoice_no,
+        classified.stock_code,
+        classified.product_description,
+        classified.quantity,
+        classified.unit_price,
+        classified.line_revenue,
+        classified.invoiced_at,
+        classified.invoice_day,
+        classified.customer_id,
+        classified.country,
+        classified.is_anonymous,
+        classified.is_return,
+        classified.loaded_at,
+        -- The rules that classified the line (see int_cleaning_rules).
+        cleaning_rules.cleaning_rules
 
     from classified
+    cross join cleaning_rules
     where
-        exclusion_reason is null
+        classified.exclusion_reason is null
     {% if is_incremental() %}
     and not exists (
         select 1

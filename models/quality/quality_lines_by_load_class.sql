@@ -4,11 +4,13 @@
 -- catches nothing is as visible as one that catches too much.
 --
 -- Incremental by load, like quality_loads: the rows of a committed load never change, so a run adds the rows
--- of the loads not here yet and reads only their lines.
+-- of the loads not here yet and reads only their lines; a change of the cleaning rules deletes every row first
+-- (pre-hook), so that run recomputes every load.
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
+        pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
     )
 }}
 
@@ -29,6 +31,12 @@ classified as (
     {% if is_incremental() %}
     where load_id in (select load_log.load_id from load_log)
     {% endif %}
+
+),
+
+cleaning_rules as (
+
+    select * from {{ ref('int_cleaning_rules') }}
 
 ),
 
@@ -84,10 +92,13 @@ final as (
         cast(coalesce(class_totals.anonymous_line_count, 0) as bigint) as anonymous_line_count,
         cast(coalesce(class_totals.anonymous_revenue, 0) as numeric(18, 4)) as anonymous_revenue,
         cast(coalesce(class_totals.return_line_count, 0) as bigint) as return_line_count,
-        cast(coalesce(class_totals.returned_units, 0) as bigint) as returned_units
+        cast(coalesce(class_totals.returned_units, 0) as bigint) as returned_units,
+        -- The rules the lines were classified by (see int_cleaning_rules).
+        cleaning_rules.cleaning_rules
 
     from load_log
     cross join line_classes
+    cross join cleaning_rules
     left join class_totals
         on
             load_log.load_id = class_totals.load_id

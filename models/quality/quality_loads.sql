@@ -4,10 +4,12 @@
 --
 -- Incremental by load: a load's row never changes once its lines and its load_log row are committed (one
 -- transaction in the loader), so a run adds the rows of the loads not here yet and reads only their lines.
+-- A change of the cleaning rules deletes every row first (pre-hook), so that run recomputes every load.
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
+        pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
     )
 }}
 
@@ -28,6 +30,12 @@ classified as (
     {% if is_incremental() %}
     where load_id in (select load_log.load_id from load_log)
     {% endif %}
+
+),
+
+cleaning_rules as (
+
+    select * from {{ ref('int_cleaning_rules') }}
 
 ),
 
@@ -84,9 +92,12 @@ final as (
         cast(coalesce(stored_lines.excluded_lines, 0) as bigint) as excluded_lines,
         {{ safe_ratio('stored_lines.valid_lines', 'load_log.lines_read') }} as valid_line_share,
         stored_lines.first_invoiced_at,
-        stored_lines.last_invoiced_at
+        stored_lines.last_invoiced_at,
+        -- The rules the lines were classified by (see int_cleaning_rules).
+        cleaning_rules.cleaning_rules
 
     from load_log
+    cross join cleaning_rules
     left join stored_lines
         on load_log.load_id = stored_lines.load_id
     left join stored_rejections
