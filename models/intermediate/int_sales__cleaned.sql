@@ -8,6 +8,7 @@
 -- gives the same rows. A change of the cleaning rules (a seed, var('min_unit_price')) reclassifies past lines
 -- too: each row carries the digest of the rules that kept it, and the pre-hook deletes the rows of other rules,
 -- so that run rebuilds the table in full.
+-- depends_on: {{ ref('stg_online_retail__load_log') }}
 {{
     config(
         materialized='incremental',
@@ -31,13 +32,31 @@ cleaning_rules as (
 ),
 
 {% if is_incremental() %}
+load_log as (
+
+    select * from {{ ref('stg_online_retail__load_log') }}
+
+),
+
 -- Loads already here. A load whose lines were all excluded never appears and is looked at again each run;
 -- it adds nothing.
-stored_loads as (
+held_loads as (
 
     select distinct load_id
 
     from {{ this }}
+
+),
+
+-- The loads to add, from the load log (a few rows): filtering the lines by this list lets the warehouse read
+-- only their lines, where an anti-join of every line against the held loads reads them all (16 s instead of
+-- 0.2 s at x10 on DuckDB).
+new_loads as (
+
+    select load_log.load_id
+
+    from load_log
+    where load_log.load_id not in (select held_loads.load_id from held_loads)
 
 ),
 
@@ -68,13 +87,9 @@ final as (
     cross join cleaning_rules
     where
         classified.exclusion_reason is null
-    {% if is_incremental() %}
-    and not exists (
-        select 1
-        from stored_loads
-        where stored_loads.load_id = classified.load_id
-    )
-    {% endif %}
+        {% if is_incremental() %}
+        and classified.load_id in (select new_loads.load_id from new_loads)
+        {% endif %}
 
 )
 

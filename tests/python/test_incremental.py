@@ -119,7 +119,7 @@ def two_deliveries_then_full_refresh(target: Target, source: Path, second_from: 
     build(target)
     # The second build took the incremental path, not a rebuild.
     assert "held_totals" in compiled_code("int_customers__aggregated")
-    assert "stored_loads" in compiled_code("int_sales__cleaned")
+    assert "new_loads" in compiled_code("int_sales__cleaned")
 
     build(target, "--full-refresh", env=full_schema_env(target))
     assert "held_totals" not in compiled_code("int_customers__aggregated")
@@ -153,7 +153,7 @@ def test_a_new_delivery_builds_the_same_tables_as_a_full_refresh(target: Target,
     (valid_before,) = query(target, f"select count(*) from {target.schema}.int_sales__cleaned")[0]
     rules = "{min_unit_price: 2.5}"
     build(target, "--vars", rules)
-    assert "stored_loads" in compiled_code("int_sales__cleaned")
+    assert "new_loads" in compiled_code("int_sales__cleaned")
     (valid_after,) = query(target, f"select count(*) from {target.schema}.int_sales__cleaned")[0]
     assert 0 < valid_after < valid_before
     build(target, "--full-refresh", "--vars", rules, env=full_schema_env(target))
