@@ -18,6 +18,13 @@ customer_segments as (
 
 ),
 
+-- Predicted value (docs/value.md): empty until a value model is pinned and applied, so these columns are null.
+customer_value as (
+
+    select * from {{ source('segmentation', 'customer_value') }}
+
+),
+
 sales as (
 
     select * from {{ ref('int_sales__cleaned') }}
@@ -121,7 +128,12 @@ final as (
         -- A customer without a segment is not eligible: false, not unknown, for filters in reports.
         cast(coalesce(customer_segments.is_insider, false) as boolean) as is_insider,
         cast(customer_segments.model_version as varchar) as model_version,
-        cast(customer_segments.scored_at as timestamp) as scored_at
+        cast(customer_segments.scored_at as timestamp) as scored_at,
+        cast(customer_value.horizon_days as integer) as value_horizon_days,
+        cast(customer_value.expected_purchases as double precision) as expected_purchases,
+        cast(customer_value.expected_revenue as double precision) as expected_revenue,
+        cast(customer_value.p_alive as double precision) as p_alive,
+        cast(customer_value.model_version as varchar) as value_model_version
 
     from customers
     left join customer_features
@@ -130,6 +142,8 @@ final as (
         on customers.customer_id = purchase_days.customer_id
     left join customer_segments
         on customers.customer_id = customer_segments.customer_id
+    left join customer_value
+        on customers.customer_id = customer_value.customer_id
 
 )
 

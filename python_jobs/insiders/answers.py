@@ -63,4 +63,8 @@ def business_answers(wh: Warehouse, currency: str | None = None) -> str:
         f"5. Since the previous run: {int(s['entered_since_previous_run']):,} entered, "
         f"{int(s['left_since_previous_run']):,} left (see `{schema}.insiders_changes`).",
     ]
+    # Predicted value (docs/value.md): questions 6 and 7 when the marts have segment_value.
+    from insiders.value.sections import answer_lines, read_value_figures
+
+    lines += answer_lines(read_value_figures(wh, schema), money)
     return "\n".join(lines)

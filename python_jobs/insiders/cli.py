@@ -284,6 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             log=lambda line: print(line, flush=True),
             report=report,
             force=args.force,
+            full_refresh=args.full_refresh,
         )
     except (Exception, KeyboardInterrupt, Terminated):
         # Whatever stopped the run (a step, the lock, a bug, a signal), the step table says how far it got.
@@ -428,6 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score and publish even when loads, --vars, model and code are those of the last published run",
     )
+    p.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental models from all raw lines (dbt --full-refresh); implies --force",
+    )
     p.set_defaults(func=cmd_run)
 
     currency_help = "currency of the amounts, an ISO 4217 code (default: $INSIDERS_CURRENCY or GBP)"
@@ -442,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="report title")
     p.add_argument("--currency", help=currency_help)
     p.set_defaults(func=cmd_report)
+
+    from insiders.value.cli import add_value_parser
+
+    add_value_parser(sub, target_help, artifacts_help)
     return parser
 
 

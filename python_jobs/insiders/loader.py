@@ -256,6 +256,27 @@ class _LineCensus:
         return self.utf8_lines > 0 and self.other_lines > 0
 
 
+def content_sha256(path: str | Path) -> str:
+    """The sha256 that identifies a file's content in the load log, as :func:`inspect_file` computes it.
+
+    Of the decompressed bytes for gzip (the same content loads once whatever its compression), of the file's bytes
+    otherwise. A single read with no other check: a run whose files are all loaded already stops after this.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    digest = hashlib.sha256()
+    try:
+        with _open_binary(path, "csv.gz" if magic.startswith(GZIP_MAGIC) else "csv") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InputFileError(f"{path}: the gzip stream is corrupt or truncated ({exc})") from exc
+    return digest.hexdigest()
+
+
 def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
     """Hash, count and check a raw file; raise :class:`InputFileError` naming any problem."""
     path = Path(path)
@@ -860,6 +881,27 @@ def _load_file(
     date_format: str | None,
 ) -> LoadResult:
     started = dt.datetime.now()
+    # A file loaded before is recognised by its content's sha256 alone, before any slower check of the file.
+    try:
+        with wh.transaction():
+            ensure_raw_tables(wh, schema)
+    except Exception as exc:
+        raise WarehouseError(f"cannot create the raw tables in schema '{schema}': {exc}") from exc
+    sha256 = content_sha256(path)
+    previous = _previous_load(wh, schema, sha256)
+    if previous is not None:
+        return LoadResult(
+            load_id=previous[0],
+            file_name=path.name,
+            sha256=sha256,
+            layout="",
+            lines_read=0,
+            lines_loaded=0,
+            lines_rejected=0,
+            already_loaded=True,
+            previous_loaded_at=previous[1],
+            seconds=(dt.datetime.now() - started).total_seconds(),
+        )
     facts = inspect_file(path, encoding)
     header = read_header(facts)
     matched = layouts.match_header(header)
@@ -869,26 +911,6 @@ def _load_file(
             f"{facts.path}: unrecognised header '{shown}'. Expected one of: {layouts.describe_expected()}"
         )
     layout, width = matched
-
-    try:
-        with wh.transaction():
-            ensure_raw_tables(wh, schema)
-    except Exception as exc:
-        raise WarehouseError(f"cannot create the raw tables in schema '{schema}': {exc}") from exc
-    previous = _previous_load(wh, schema, facts.sha256)
-    if previous is not None:
-        return LoadResult(
-            load_id=previous[0],
-            file_name=facts.path.name,
-            sha256=facts.sha256,
-            layout=layout.name,
-            lines_read=0,
-            lines_loaded=0,
-            lines_rejected=0,
-            already_loaded=True,
-            previous_loaded_at=previous[1],
-            seconds=(dt.datetime.now() - started).total_seconds(),
-        )
 
     invalid = _Invalid([], [])
     batches = _excel_batches(facts, width) if facts.kind == "xlsx" else _csv_batches(facts, width, invalid)

@@ -10,7 +10,8 @@ Steps, in order, each timed and named:
    stops here and says "nothing new" (``--force`` goes on);
    a back-fill (``--vars '{as_of_date: …}'``) runs every later step in ``<schema>_backfill_<YYYYMMDD>``
    (marts in ``…_marts``), its history rows marked ``backfill``: the live marts and history are not touched;
-2. **features**: ``dbt build --selector features`` (staging, cleaning, customer_features, quality, tests);
+2. **features**: ``dbt build --selector features`` (staging, cleaning, customer_features, quality, data tests;
+   unit tests run in CI, not in scheduled runs);
 3. **train** (only with ``--train-if-unpinned`` and no pinned model): ``insiders train --promote``;
 4. **score**: apply the pinned model and publish ``customer_segments``;
 5. **marts**: ``dbt build --selector segments`` into ``<schema>_marts_build`` (the marts and their tests);
@@ -20,11 +21,13 @@ The run stops at the first failing step and exits non-zero, naming it. Two runs 
 PostgreSQL a session advisory lock is held for the whole run; on DuckDB a lock file beside the database.
 ``insiders score`` run by hand takes the same lock.
 
-Children (dbt) run in a process group of their own. SIGTERM and SIGINT sent to the run are forwarded to that
-group, and the run waits for the children to exit before it releases the lock and exits. If the run itself is
-killed (SIGKILL), the children get SIGTERM from the kernel (Linux), and they inherit the lock (the lock file's
-descriptor, or the PostgreSQL session's socket), so the lock is held until the last of them has exited: the next
-run cannot overlap them.
+dbt runs in this process (:mod:`insiders.dbt_session`): imported once, the project parsed once per run, the
+manifest reused by both dbt steps; SIGTERM and SIGINT make dbt cancel its queries, then the run unwinds. With
+``INSIDERS_DBT`` set, dbt runs as a child instead, in a process group of its own: SIGTERM and SIGINT sent to the
+run are forwarded to that group, and the run waits for the children to exit before it releases the lock and
+exits. If the run itself is killed (SIGKILL), the children get SIGTERM from the kernel (Linux), and they inherit
+the lock (the lock file's descriptor, or the PostgreSQL session's socket), so the lock is held until the last of
+them has exited: the next run cannot overlap them.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from insiders import publish
+from insiders.dbt_session import DbtError, DbtSession
 from insiders.errors import EXIT_RUN_IN_PROGRESS, ConfigError, InsidersError, Terminated
 from insiders.warehouse import (
     Target,
@@ -261,8 +265,19 @@ def raw_files(source: str, workdir: Path) -> list[Path]:
     raise PipelineStepError(f"source {source} is neither a file, a folder nor an s3:// prefix")
 
 
-def dbt_build(selector: str, target: Target, extra: list[str] | None = None) -> None:
-    """Run ``dbt build --selector`` in the project, streaming its output; raise when it fails."""
+def dbt_build(
+    selector: str, target: Target, extra: list[str] | None = None, session: DbtSession | None = None
+) -> str:
+    """``dbt build --selector`` in the project; raise when it fails; return what it did, in a few words.
+
+    In this process through ``session`` (one parse per run, see :mod:`insiders.dbt_session`), unless
+    ``INSIDERS_DBT`` names a dbt executable: then as a child in a process group of its own, streaming its output.
+    """
+    if session is not None and not os.environ.get(DBT_ENV):
+        try:
+            return session.build(selector, full_refresh="--full-refresh" in (extra or [])).describe()
+        except DbtError as exc:
+            raise PipelineStepError(str(exc)) from exc
     dbt = Path(sys.executable).with_name("dbt")
     command = [
         os.environ.get(DBT_ENV) or str(dbt if dbt.exists() else "dbt"),
@@ -284,6 +299,7 @@ def dbt_build(selector: str, target: Target, extra: list[str] | None = None) -> 
         raise PipelineStepError(f"cannot run dbt ({command[0]}): {exc.strerror or exc}") from exc
     if status != 0:
         raise PipelineStepError(f"dbt build --selector {selector} failed (exit {status}); see dbt's output")
+    return f"dbt {command[0]} build --selector {selector} (a child process)"
 
 
 def _merge_vars(user_vars: str | None, extra: dict[str, object]) -> str:
@@ -394,6 +410,7 @@ def run_inputs(target: Target, user_vars: str | None) -> dict[str, str]:
         "loads": loads,
         "vars": _canonical_vars(user_vars),
         "model": model_input(),
+        "value": value_input(),
         "code": _code_digest()[:16],
         "schema": target.schema,
         "reader": publish.bi_reader_role(),
@@ -410,6 +427,17 @@ def model_input() -> str:
     model = f"{pin.version} sha256 {pin.sha256}"
     manifest_digest = getattr(pin, "manifest_sha256", None)
     return f"{model} manifest {manifest_digest}" if manifest_digest else model
+
+
+def value_input() -> str:
+    """The pinned customer-value model and the run's horizon, as compared between runs (``none pinned``)."""
+    from insiders.registry import VALUE, read_pin
+
+    pin = read_pin(required=False, kind=VALUE)
+    if pin is None:
+        return "none pinned"
+    horizon = os.environ.get("INSIDERS_VALUE_HORIZON_DAYS", "").strip() or "default"
+    return f"{pin.version} sha256 {pin.sha256} horizon {horizon}"
 
 
 def previous_run_inputs(target: Target) -> tuple[str, str, dict[str, str]] | None:
@@ -660,7 +688,7 @@ def record_published_inputs(target: Target, state: dict[str, str | None], inputs
     """After a publish: record what it was computed from (the model as pinned now: a train step may have pinned it)."""
     run_id = state.get("run_id")
     if run_id and inputs:
-        record_run_inputs(target, run_id, {**inputs, "model": model_input()})
+        record_run_inputs(target, run_id, {**inputs, "model": model_input(), "value": value_input()})
 
 
 def _step(report: RunReport, name: str, action: Callable[[], str], log: Callable[[str], None]) -> None:
@@ -691,30 +719,34 @@ def run(
     log: Callable[[str], None] = print,
     report: RunReport | None = None,
     force: bool = False,
+    full_refresh: bool = False,
 ) -> RunReport:
-    """Run the whole pipeline; see the module docstring."""
-    from insiders.artifacts import open_store
-    from insiders.loader import load_file
-    from insiders.registry import load_pinned, read_pin
-    from insiders.scoring import DEFAULT_MAX_OUT_OF_RANGE_SHARE, score
-    from insiders.training import train
+    """Run the whole pipeline; see the module docstring.
 
+    Each step imports what it needs when it runs: a run that stops at "nothing new" never loads scikit-learn,
+    pandas or dbt.
+    """
     target = load_target(target_name)
     # Every name and number that reaches SQL is checked before the lock is taken and anything runs.
     raw = raw_schema()
     validate_identifier(publish.bi_reader_role(), f"the BI reader role ({publish.BI_READER_ROLE_ENV})")
     report = report if report is not None else RunReport(target=target.describe())
-    extra = ["--vars", dbt_vars] if dbt_vars else []
     # The marts are built in a schema of their own, and not granted to the BI reader there: publish grants the
     # published copies (macros/cross_db/grant_bi_read_access.sql reads bi_grants).
-    marts_vars = _merge_vars(dbt_vars, {"marts_schema": publish.BUILD_SUFFIX, "bi_grants": False})
+    # Both dbt steps pass the same variables (the features ignore the marts' two), so the run parses once and
+    # dbt's partial parsing stays valid from one run to the next.
+    run_vars = _merge_vars(dbt_vars, {"marts_schema": publish.BUILD_SUFFIX, "bi_grants": False})
+    extra = ["--vars", run_vars, *(["--full-refresh"] if full_refresh else [])]
     log(f"insiders run on {target.describe()}")
     with run_lock(target), backfill_target(target, dbt_vars, log) as backfill:
         # The steps below read ``target`` when they run: a back-fill's steps all work in its own schema.
         target = backfill or target
+        session = DbtSession(target, run_vars, log)
         run_kind = "live" if backfill is None else "backfill"
 
         def load() -> str:
+            from insiders.loader import load_file
+
             if not source:
                 return "no --source: nothing to load"
             loaded = skipped = lines = 0
@@ -739,10 +771,14 @@ def run(
             return f"{loaded} file(s) loaded ({lines:,} lines), {skipped} already loaded"
 
         def features() -> str:
-            dbt_build("features", target, extra)
-            return "customer_features built and tested"
+            done = dbt_build("features", target, extra, session)
+            return f"customer_features built and tested: {done}"
 
         def train_step() -> str:
+            from insiders.artifacts import open_store
+            from insiders.registry import read_pin
+            from insiders.training import train
+
             if read_pin(required=False) is not None:
                 return "a model is pinned: not retraining"
             store = open_store(None)
@@ -753,6 +789,9 @@ def run(
             return f"trained and pinned model {outcome.saved.version}"
 
         def score_step() -> str:
+            from insiders.registry import load_pinned, read_pin
+            from insiders.scoring import DEFAULT_MAX_OUT_OF_RANGE_SHARE, score
+
             pin = read_pin()
             assert pin is not None
             loaded = load_pinned(pin=pin)
@@ -772,8 +811,8 @@ def run(
             )
 
         def marts() -> str:
-            dbt_build("segments", target, ["--vars", marts_vars])
-            return f"marts built and tested in {target.schema}_{publish.BUILD_SUFFIX}"
+            done = dbt_build("segments", target, extra, session)
+            return f"marts built and tested in {target.schema}_{publish.BUILD_SUFFIX}: {done}"
 
         def publish_step() -> str:
             live = f"{target.schema}_{publish.LIVE_SUFFIX}"
@@ -786,12 +825,17 @@ def run(
         _step(report, "freshness", lambda: check_freshness(target, log), log)
         inputs: dict[str, str] = {}
         state: dict[str, str | None] = {"run_id": None}
-        if stop_when_nothing_new(report, target, dbt_vars, force, inputs, log):
+        if stop_when_nothing_new(report, target, dbt_vars, force or full_refresh, inputs, log):
             return report
         _step(report, "features", features, log)
         if train_if_unpinned:
             _step(report, "train", train_step, log)
         _step(report, "score", score_step, log)
+        # Predicted customer value (docs/value.md): only when a value model is pinned.
+        from insiders.value.apply import run_value_step, value_step_enabled
+
+        if value_step_enabled():
+            _step(report, "value", lambda: run_value_step(target, state["run_id"]), log)
         _step(report, "marts", marts, log)
         _step(report, "publish", publish_step, log)
     return report

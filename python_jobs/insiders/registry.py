@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import yaml
 
 from insiders.artifacts import (
@@ -41,6 +40,13 @@ from insiders.artifacts import (
 )
 from insiders.errors import ConfigError, InsidersError
 from insiders.warehouse import IdentifierError, project_dir, validate_identifier
+
+
+def _joblib():
+    """joblib (and numpy with it) on first use: reading the pin alone, as a run with nothing new does, needs neither."""
+    import joblib
+
+    return joblib
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -55,6 +61,28 @@ PIN_HEADER = """\
 VERSION_ENV = "INSIDERS_MODEL_VERSION"
 SHA256_ENV = "INSIDERS_MODEL_SHA256"
 MANIFEST_SHA256_ENV = "INSIDERS_MODEL_MANIFEST_SHA256"
+
+# Kinds of model kept in the same store and pinned in the same pin file, each under its own key prefix and pin
+# entry: the segmentation model (``model:``, ``models/``) and the customer-value model (``value_model:``,
+# ``value_models/``, see :mod:`insiders.value`). Every function below takes ``kind`` (segmentation by default).
+SEGMENTATION = "segmentation"
+VALUE = "value"
+_KINDS = {
+    # kind: (pin file entry, store prefix, environment variable prefix)
+    SEGMENTATION: ("model", "models/", "INSIDERS_MODEL_"),
+    VALUE: ("value_model", "value_models/", "INSIDERS_VALUE_MODEL_"),
+}
+
+
+def _kind(kind: str) -> tuple[str, str, str]:
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown model kind {kind!r}; one of {sorted(_KINDS)}") from None
+
+
+def _label(kind: str) -> str:
+    return "model" if kind == SEGMENTATION else f"{kind} model"
 
 
 class ModelNotPinnedError(InsidersError):
@@ -71,7 +99,7 @@ class ManifestRefusedError(ArtifactError):
 
 # The sha256 of the manifest bytes this process wrote or read, by version: what a pin written right after
 # training records (see write_pin).
-_manifest_digests: dict[str, str] = {}
+_manifest_digests: dict[tuple[str, str], str] = {}
 # A version id as new_version writes it, or any other plain name: it becomes part of a store key.
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
 # Column types recorded in a manifest (compared with the warehouse's, never put into SQL, but kept plain).
@@ -104,8 +132,10 @@ def _pin_text(value: Any, field: str, path: Path) -> str | None:
     return str(value)
 
 
-def read_pin(required: bool = True) -> Pin | None:
+def read_pin(required: bool = True, kind: str = SEGMENTATION) -> Pin | None:
     """The pin, with environment overrides applied; ``None`` (or an error when required) if nothing is pinned."""
+    entry, _, env_prefix = _kind(kind)
+    version_env, sha256_env, manifest_env = (env_prefix + s for s in ("VERSION", "SHA256", "MANIFEST_SHA256"))
     data: dict[str, Any] = {}
     path = pin_file()
     if path.is_file():
@@ -117,27 +147,28 @@ def read_pin(required: bool = True) -> Pin | None:
             raise ConfigError(f"cannot read the pin file {path}: {exc}") from exc
         if document is not None and not isinstance(document, dict):
             raise ConfigError(f"{path} must be a mapping with a 'model:' entry, got {type(document).__name__}")
-        data = (document or {}).get("model") or {}
+        data = (document or {}).get(entry) or {}
         if not isinstance(data, dict):
             raise ConfigError(
-                f"{path}: 'model:' must be a mapping with version, sha256 and manifest_sha256, "
+                f"{path}: '{entry}:' must be a mapping with version, sha256 and manifest_sha256, "
                 f"got {type(data).__name__} {data!r}; write it with `insiders promote VERSION`"
             )
-    env_version = os.environ.get(VERSION_ENV)
+    env_version = os.environ.get(version_env)
     version = env_version or _pin_text(data.get("version"), "version", path)
-    sha256 = os.environ.get(SHA256_ENV) or _pin_text(data.get("sha256"), "sha256", path)
+    sha256 = os.environ.get(sha256_env) or _pin_text(data.get("sha256"), "sha256", path)
     # The file's manifest digest belongs to the file's version: a version from the environment needs its own.
     if env_version:
-        manifest_sha256 = os.environ.get(MANIFEST_SHA256_ENV) or None
+        manifest_sha256 = os.environ.get(manifest_env) or None
     else:
-        manifest_sha256 = os.environ.get(MANIFEST_SHA256_ENV) or _pin_text(
+        manifest_sha256 = os.environ.get(manifest_env) or _pin_text(
             data.get("manifest_sha256"), "manifest_sha256", path
         )
     if not version or not sha256:
         if required:
+            command = "insiders train --promote" if kind == SEGMENTATION else f"insiders {kind} train --promote"
             raise ModelNotPinnedError(
-                f"no model is pinned ({path} has no version and sha256, and {VERSION_ENV} / "
-                f"{SHA256_ENV} are not set); train one and pin it with `insiders train --promote`"
+                f"no {_label(kind)} is pinned ({path} has no {entry} version and sha256, and {version_env} / "
+                f"{sha256_env} are not set); train one and pin it with `{command}`"
             )
         return None
     return Pin(
@@ -149,15 +180,16 @@ def read_pin(required: bool = True) -> Pin | None:
     )
 
 
-def write_pin(pin: Pin) -> Path:
+def write_pin(pin: Pin, kind: str = SEGMENTATION) -> Path:
     """Write the pin file atomically.
 
     A pin without ``manifest_sha256`` takes the digest of the manifest this process wrote or read for that
     version (training with ``--promote`` saves the manifest just before pinning it); without one it is refused,
-    so that no unauthenticated pin is ever written.
+    so that no unauthenticated pin is ever written. The entries of the other kinds in the file are kept.
     """
+    entry, _, _ = _kind(kind)
     if not pin.manifest_sha256:
-        known = _manifest_digests.get(pin.version)
+        known = _manifest_digests.get((kind, pin.version))
         if not known:
             raise ArtifactError(
                 f"cannot pin model version {pin.version} without the sha256 of its manifest; "
@@ -165,15 +197,26 @@ def write_pin(pin: Pin) -> Path:
             )
         pin = dataclasses.replace(pin, manifest_sha256=known)
     path = pin_file()
+    others: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the pin file {path} to update it: {exc}") from exc
+        if isinstance(document, dict):
+            known_entries = {e for e, _, _ in _KINDS.values()}
+            others = {k: v for k, v in document.items() if k in known_entries and k != entry and v}
     body = {
-        "model": {
+        **({"model": others.pop("model")} if "model" in others else {}),
+        entry: {
             "version": pin.version,
             "sha256": pin.sha256,
             "manifest_sha256": pin.manifest_sha256,
             "artifact_uri": pin.artifact_uri,
             "s3_version_id": pin.version_id,
             "pinned_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+        },
+        **others,
     }
     text = PIN_HEADER + yaml.safe_dump(body, sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,14 +252,14 @@ def library_versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "pandas": pandas.__version__,
         "numpy": numpy.__version__,
-        "joblib": joblib.__version__,
+        "joblib": _joblib().__version__,
     }
 
 
 def dump_model(model: Any) -> bytes:
     """The joblib bytes of a model (compressed, deterministic for the same fitted state)."""
     buf = io.BytesIO()
-    joblib.dump(model, buf, compress=3)
+    _joblib().dump(model, buf, compress=3)
     return buf.getvalue()
 
 
@@ -244,13 +287,18 @@ def stored_model(store: ArtifactStore, version: str, manifest: dict[str, Any]) -
 
 
 def save_model(
-    store: ArtifactStore, version: str, model_bytes: bytes, manifest: dict[str, Any], card: str
+    store: ArtifactStore,
+    version: str,
+    model_bytes: bytes,
+    manifest: dict[str, Any],
+    card: str,
+    kind: str = SEGMENTATION,
 ) -> SavedModel:
     """Write artifact, then model card, then manifest (last, so a manifest always describes a complete version)."""
-    prefix = f"models/{version}/"
+    prefix = f"{_kind(kind)[1]}{version}/"
     if store.exists(prefix + MANIFEST_FILE):
         # The version id holds the artifact's hash: the same version is the same model, already saved.
-        existing = read_manifest(store, version)
+        existing = read_manifest(store, version, kind)
         artifact = existing.get("artifact", {})
         if artifact.get("sha256") != hashlib.sha256(model_bytes).hexdigest():
             raise ArtifactError(f"model version {version} already exists in {store.describe()} with other bytes")
@@ -259,6 +307,7 @@ def save_model(
     manifest = {
         **manifest,
         "model_version": version,
+        "kind": kind,
         "artifact": {
             "key": prefix + MODEL_FILE,
             "sha256": stored.sha256,
@@ -271,30 +320,35 @@ def save_model(
     validate_manifest(json.loads(manifest_bytes), version)
     store.put(prefix + CARD_FILE, card.encode("utf-8"), content_type="text/markdown")
     store.put(prefix + MANIFEST_FILE, manifest_bytes, content_type="application/json")
-    _manifest_digests[version] = hashlib.sha256(manifest_bytes).hexdigest()
+    _manifest_digests[(kind, version)] = hashlib.sha256(manifest_bytes).hexdigest()
     return SavedModel(version=version, store_uri=store.uri, model=stored, manifest=manifest)
 
 
-def read_manifest_bytes(store: ArtifactStore, version: str) -> bytes:
+def read_manifest_bytes(store: ArtifactStore, version: str, kind: str = SEGMENTATION) -> bytes:
     """The raw bytes of a version's manifest; a clear error when the version does not exist."""
     if not isinstance(version, str) or not _VERSION.fullmatch(version):
         raise VersionNotFoundError(f"{version!r} is not a model version name (letters, digits, '.', '_' and '-')")
-    key = f"models/{version}/{MANIFEST_FILE}"
+    key = f"{_kind(kind)[1]}{version}/{MANIFEST_FILE}"
     try:
         return store.get(key)
     except ArtifactNotFoundError as exc:
         # Only an answer "no such object" means the version is missing; an unreachable store says so itself.
-        raise VersionNotFoundError(f"model version {version} is not in {store.describe()}: {exc}") from exc
+        raise VersionNotFoundError(f"{_label(kind)} version {version} is not in {store.describe()}: {exc}") from exc
 
 
-def parse_manifest(raw: bytes, version: str) -> dict[str, Any]:
-    """Parse and validate manifest bytes (see :func:`validate_manifest`)."""
+def parse_manifest(raw: bytes, version: str, kind: str = SEGMENTATION) -> dict[str, Any]:
+    """Parse and validate manifest bytes (see :func:`validate_manifest`); a manifest of another kind is refused."""
     try:
         manifest = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ManifestRefusedError(f"the manifest of model version {version} is not valid JSON") from exc
     validate_manifest(manifest, version)
-    _manifest_digests[version] = hashlib.sha256(raw).hexdigest()
+    # Manifests written before kinds existed are segmentation models.
+    if manifest.get("kind", SEGMENTATION) != kind:
+        raise ManifestRefusedError(
+            f"version {version} is a {manifest.get('kind')} model, not a {kind} model; refusing to use it as one"
+        )
+    _manifest_digests[(kind, version)] = hashlib.sha256(raw).hexdigest()
     return manifest
 
 
@@ -340,24 +394,24 @@ def validate_manifest(manifest: Any, version: str) -> None:
         raise bad("'artifact' must give the model file's key and sha256")
 
 
-def read_manifest(store: ArtifactStore, version: str) -> dict[str, Any]:
+def read_manifest(store: ArtifactStore, version: str, kind: str = SEGMENTATION) -> dict[str, Any]:
     """The validated manifest of a version; a clear error when the version does not exist.
 
     Not authenticated: use it to look at versions; :func:`load_pinned` checks the pinned digest as well.
     """
-    return parse_manifest(read_manifest_bytes(store, version), version)
+    return parse_manifest(read_manifest_bytes(store, version, kind), version, kind)
 
 
-def find_version_by_digest(store: ArtifactStore, sha256: str) -> str | None:
+def find_version_by_digest(store: ArtifactStore, sha256: str, kind: str = SEGMENTATION) -> str | None:
     """The existing version whose model artifact has this sha256 (the oldest if several), else ``None``.
 
     Lets training reuse a version instead of storing the same artifact twice. Versions whose manifest cannot
     be read or is refused are skipped: they cannot be the answer.
     """
     wanted = str(sha256).strip().lower()
-    for version in list_versions(store):
+    for version in list_versions(store, kind):
         try:
-            manifest = read_manifest(store, version)
+            manifest = read_manifest(store, version, kind)
         except (VersionNotFoundError, ManifestRefusedError):
             continue
         if str(manifest["artifact"].get("sha256", "")).lower() == wanted:
@@ -365,15 +419,15 @@ def find_version_by_digest(store: ArtifactStore, sha256: str) -> str | None:
     return None
 
 
-def pin_version(store: ArtifactStore, version: str) -> Pin:
+def pin_version(store: ArtifactStore, version: str, kind: str = SEGMENTATION) -> Pin:
     """Pin an existing version: its model's sha256 and its manifest's sha256, as read now from the store.
 
     The version is checked before the pin is written (manifest valid; artifact present with the recorded
     sha256), so a failed promotion leaves the previous pin as it was. S3 stores are recorded in the pin;
     local ones come from configuration, as with ``insiders train --promote``.
     """
-    raw = read_manifest_bytes(store, version)
-    manifest = parse_manifest(raw, version)
+    raw = read_manifest_bytes(store, version, kind)
+    manifest = parse_manifest(raw, version, kind)
     artifact = manifest["artifact"]
     data = store.get(artifact["key"], version_id=artifact.get("s3_version_id"))
     verify_sha256(data, artifact["sha256"], f"{store.describe()} {artifact['key']}")
@@ -384,13 +438,13 @@ def pin_version(store: ArtifactStore, version: str) -> Pin:
         version_id=artifact.get("s3_version_id"),
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
     )
-    write_pin(pin)
+    write_pin(pin, kind)
     return pin
 
 
-def list_versions(store: ArtifactStore) -> list[str]:
+def list_versions(store: ArtifactStore, kind: str = SEGMENTATION) -> list[str]:
     """Versions with a manifest, oldest first."""
-    keys = store.list("models/")
+    keys = store.list(_kind(kind)[1])
     return sorted({k.split("/")[1] for k in keys if k.endswith("/" + MANIFEST_FILE) and k.count("/") == 2})
 
 
@@ -404,17 +458,17 @@ class LoadedModel:
     store_uri: str
 
 
-def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None) -> LoadedModel:
+def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None, kind: str = SEGMENTATION) -> LoadedModel:
     """Download the pinned model and check it against the pin before using anything from the store.
 
     Order: the manifest's bytes against the pin's ``manifest_sha256``, then the manifest's content (names
     must be plain identifiers), then the model's sha256 against the pin and the manifest, then unpickling,
     then the unpickled model's features against the manifest's.
     """
-    pin = pin or read_pin()
+    pin = pin or read_pin(kind=kind)
     assert pin is not None
     store = store or open_store(os.environ.get("INSIDERS_ARTIFACT_URI") or pin.artifact_uri)
-    raw = read_manifest_bytes(store, pin.version)
+    raw = read_manifest_bytes(store, pin.version, kind)
     if not pin.manifest_sha256:
         raise ArtifactError(
             f"the pin of model version {pin.version} has no manifest_sha256 (it was written before manifests "
@@ -422,7 +476,7 @@ def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None) -> L
             f"version with `insiders promote {pin.version}` and commit {pin_file().name}"
         )
     verify_sha256(raw, pin.manifest_sha256, f"the manifest of model version {pin.version} in {store.describe()}")
-    manifest = parse_manifest(raw, pin.version)
+    manifest = parse_manifest(raw, pin.version, kind)
     recorded = str(manifest["artifact"].get("sha256", "")).lower()
     if recorded != pin.sha256:
         raise ArtifactError(
@@ -433,7 +487,7 @@ def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None) -> L
     data = store.get(key, version_id=pin.version_id)
     verify_sha256(data, pin.sha256, f"{store.describe()} {key}")
     try:
-        model = joblib.load(io.BytesIO(data))
+        model = _joblib().load(io.BytesIO(data))
     except Exception as exc:  # a verified artifact that does not load: library mismatch
         raise ArtifactError(
             f"model version {pin.version} passed its sha256 check but cannot be loaded ({exc}); it was trained "

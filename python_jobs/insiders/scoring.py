@@ -311,6 +311,10 @@ def score(
             raise InsidersError("another scoring run is writing customer_segments; try again when it ends")
         wh.execute(segments_ddl(schema, SEGMENTS_TABLE))
         wh.execute(segments_ddl(schema, HISTORY_TABLE))
+        # The value predictions' table, empty until a value model is applied: the marts left-join it.
+        from insiders.value.apply import value_ddl
+
+        wh.execute(value_ddl(schema))
         # Added after the first release: histories written before have no run_kind (their rows are live runs).
         wh.execute(f"alter table {schema}.{HISTORY_TABLE} add column if not exists run_kind varchar")
         # Inside the transaction: readers keep seeing the previous rows until the commit.

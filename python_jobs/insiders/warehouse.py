@@ -15,15 +15,16 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import yaml
 
 from insiders.errors import ConfigError, WarehouseError
+
+if TYPE_CHECKING:  # pandas and pyarrow load on first use: a run with nothing new never needs them
+    import pandas as pd
+    import pyarrow as pa
 
 PROFILE_NAME = "insiders"
 _MISSING = object()
@@ -256,6 +257,8 @@ class Warehouse:
         """Run a query and return a DataFrame."""
         if self.kind == "duckdb":
             return self.conn.execute(sql.replace("%s", "?"), params or []).df()
+        import pandas as pd
+
         with self.conn.cursor() as cur:
             cur.execute(sql, params)
             cols = [d[0] for d in cur.description]
@@ -274,6 +277,8 @@ class Warehouse:
             finally:
                 cursor.close()
             return
+        import pandas as pd
+
         with self.conn.cursor(name=f"insiders_stream_{id(self)}") as cur:
             cur.itersize = chunk_rows
             cur.execute(sql)
@@ -337,6 +342,8 @@ class Warehouse:
             finally:
                 self.conn.unregister("_insiders_batch")
             return
+        import pyarrow.csv as pacsv
+
         buf = io.BytesIO()
         pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False))
         buf.seek(0)

@@ -1,7 +1,8 @@
 """Shared fixtures: isolated DuckDB files and PostgreSQL databases, the real data file, and a dbt runner.
 
-Tests that need PostgreSQL or the real file skip when either is missing on a developer's machine, and fail
-instead when ``INSIDERS_REQUIRE_POSTGRES=1`` / ``INSIDERS_REQUIRE_REAL_DATA=1`` (CI sets both).
+Tests that need PostgreSQL, the real file or the [value] group skip when it is missing on a developer's machine,
+and fail instead when ``INSIDERS_REQUIRE_POSTGRES=1`` / ``INSIDERS_REQUIRE_REAL_DATA=1`` /
+``INSIDERS_REQUIRE_VALUE=1`` (CI sets them all).
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def real_data() -> Path:
     if not REAL_DATA.is_file():
         _missing(f"the real data file {REAL_DATA} is missing", "INSIDERS_REQUIRE_REAL_DATA")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def value_group() -> None:
+    """The optional [value] group (PyMC-Marketing): skipped without it, a failure with INSIDERS_REQUIRE_VALUE=1."""
+    from insiders.value.model import value_group_installed
+
+    if not value_group_installed():
+        _missing("the [value] group (PyMC-Marketing) is not installed", "INSIDERS_REQUIRE_VALUE")
 
 
 def _pg_admin_env() -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import PROJECT, query, run_cli
 
 from insiders.pipeline import RUN_LOCK_KEY
-from insiders.warehouse import Target, connect
+from insiders.warehouse import Target, connect, load_target
 
 pytestmark = pytest.mark.slow
 
@@ -581,3 +581,69 @@ def test_the_wrapper_passes_sigterm_on_and_reports_the_status(tmp_path: Path) ->
     out, _ = wrapper.communicate(timeout=30)
     assert wrapper.returncode == 143
     assert "insiders run FAILED (exit 143): error: terminated (SIGTERM)" in out
+
+
+# -- dbt in this process: SIGTERM cancels its queries, the run exits 143, the lock is free at once ---------------
+
+
+def test_sigterm_cancels_the_in_process_dbt_queries_and_frees_the_lock(
+    pg_database: str, sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg2
+
+    monkeypatch.delenv("INSIDERS_DBT", raising=False)
+    target = load_target("postgres")
+    run_cli("load", "--target", "postgres", str(sample), "--quiet")
+    blocker = psycopg2.connect(dbname=pg_database, **_pg_env())
+    # pg_stat_activity is read once per transaction: the test watches it from a connection of its own.
+    watcher = psycopg2.connect(dbname=pg_database, **_pg_env())
+    watcher.autocommit = True
+    try:
+        with blocker.cursor() as lock_cur, watcher.cursor() as cur:
+            # dbt's first read of the raw lines waits behind this lock for as long as the test holds it.
+            lock_cur.execute("lock table raw.transactions in access exclusive mode")
+            run = _start(target)
+            deadline = time.monotonic() + 180
+            waiting = 0
+            while time.monotonic() < deadline and run.poll() is None:
+                cur.execute(
+                    "select count(*) from pg_stat_activity where datname = current_database() "
+                    "and wait_event_type = 'Lock'"
+                )
+                waiting = cur.fetchone()[0]
+                if waiting:
+                    break
+                time.sleep(0.2)
+            if not waiting:
+                run.kill()
+                out, err = run.communicate(timeout=30)
+                shown = f"{out[-3000:]}\n{err[-2000:]}"
+                pytest.fail(f"dbt never queried the locked table (exit {run.returncode}):\n{shown}")
+            os.kill(run.pid, signal.SIGTERM)
+            out, err = run.communicate(timeout=60)
+            assert run.returncode == 143, err
+            assert err.strip().splitlines()[-1].startswith("error: terminated (SIGTERM)")
+            assert "Run FAILED" in out and "features" in out
+            cur.execute(
+                "select count(*) from pg_stat_activity where datname = current_database() "
+                "and pid not in (pg_backend_pid(), %s)",
+                [blocker.get_backend_pid()],
+            )
+            assert cur.fetchone()[0] == 0, "dbt's queries were cancelled and its connections closed"
+            cur.execute("select pg_try_advisory_lock(%s)", [RUN_LOCK_KEY])
+            assert cur.fetchone()[0], "the run lock was released when the run exited"
+            cur.execute("select pg_advisory_unlock(%s)", [RUN_LOCK_KEY])
+    finally:
+        blocker.rollback()
+        blocker.close()
+        watcher.close()
+    assert query(target, "select count(*) from information_schema.schemata where schema_name like '%_marts'") == [(0,)]
+
+
+def _pg_env() -> dict[str, str]:
+    return {
+        "host": os.environ.get("INSIDERS_PG_HOST", "127.0.0.1"),
+        "port": os.environ.get("INSIDERS_PG_PORT", "5432"),
+        "user": os.environ.get("INSIDERS_PG_USER", "postgres"),
+        "password": os.environ.get("INSIDERS_PG_PASSWORD", ""),
+    }

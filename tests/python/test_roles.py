@@ -40,6 +40,7 @@ MARTS = (
     "segment_monthly_revenue",
     "segment_transitions",
     "insiders_changes",
+    "segment_value",
 )
 
 
