@@ -7,7 +7,7 @@
 -#}
 {% macro as_of_date() -%}
     {%- set value = var('as_of_date', none) -%}
-    {%- if value is none or (value | string | trim) in ('', 'none', 'None', 'null') -%}
+    {%- if not as_of_date_is_set() -%}
         cast(null as date)
     {%- else -%}
         {%- set text = value | string | trim -%}
@@ -18,4 +18,13 @@
         {%- set _ = modules.datetime.datetime.strptime(text, '%Y-%m-%d') -%}
         cast('{{ text }}' as date)
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+    True when the `as_of_date` variable names a day (a back-fill or a reproducible run), false when it is unset
+    and D_ref is the latest invoice day. The value itself is checked by as_of_date().
+-#}
+{% macro as_of_date_is_set() -%}
+    {%- set value = var('as_of_date', none) -%}
+    {{ return(not (value is none or (value | string | trim) in ('', 'none', 'None', 'null'))) }}
 {%- endmacro %}

@@ -1,5 +1,22 @@
+-- sqlfluff:indentation:template_blocks_indent:False
 -- The valid lines of spec section 3: every line no rule excludes, anonymous lines included (they are real
 -- revenue). A valid line with a negative quantity is a return, any other a purchase.
+--
+-- Incremental by load: raw lines are only ever added, a whole load at a time (the loader writes a load's lines
+-- and its load_log row in one transaction, and nothing deletes a load), so a run appends the valid lines of
+-- the loads this table does not hold yet. `dbt build --full-refresh` rebuilds it from every loaded line and
+-- gives the same rows. A change of the cleaning rules (a seed, var('min_unit_price')) reclassifies past lines
+-- too: each row carries the digest of the rules that kept it, and the pre-hook deletes the rows of other rules,
+-- so that run rebuilds the table in full.
+-- depends_on: {{ ref('stg_online_retail__load_log') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
+    )
+}}
+
 with
 
 classified as (
@@ -8,28 +25,71 @@ classified as (
 
 ),
 
+cleaning_rules as (
+
+    select * from {{ ref('int_cleaning_rules') }}
+
+),
+
+{% if is_incremental() %}
+load_log as (
+
+    select * from {{ ref('stg_online_retail__load_log') }}
+
+),
+
+-- Loads already here. A load whose lines were all excluded never appears and is looked at again each run;
+-- it adds nothing.
+held_loads as (
+
+    select distinct load_id
+
+    from {{ this }}
+
+),
+
+-- The loads to add, from the load log (a few rows): filtering the lines by this list lets the warehouse read
+-- only their lines, where an anti-join of every line against the held loads reads them all (16 s instead of
+-- 0.2 s at x10 on DuckDB).
+new_loads as (
+
+    select load_log.load_id
+
+    from load_log
+    where load_log.load_id not in (select held_loads.load_id from held_loads)
+
+),
+
+{% endif %}
 final as (
 
     select
-        transaction_line_id,
-        load_id,
-        line_number,
-        invoice_no,
-        stock_code,
-        product_description,
-        quantity,
-        unit_price,
-        line_revenue,
-        invoiced_at,
-        invoice_day,
-        customer_id,
-        country,
-        is_anonymous,
-        is_return,
-        loaded_at
+        classified.transaction_line_id,
+        classified.load_id,
+        classified.line_number,
+        classified.invoice_no,
+        classified.stock_code,
+        classified.product_description,
+        classified.quantity,
+        classified.unit_price,
+        classified.line_revenue,
+        classified.invoiced_at,
+        classified.invoice_day,
+        classified.customer_id,
+        classified.country,
+        classified.is_anonymous,
+        classified.is_return,
+        classified.loaded_at,
+        -- The rules that classified the line (see int_cleaning_rules).
+        cleaning_rules.cleaning_rules
 
     from classified
-    where exclusion_reason is null
+    cross join cleaning_rules
+    where
+        classified.exclusion_reason is null
+        {% if is_incremental() %}
+        and classified.load_id in (select new_loads.load_id from new_loads)
+        {% endif %}
 
 )
 

@@ -1,17 +1,42 @@
+-- sqlfluff:indentation:template_blocks_indent:False
 -- How many lines, and how much money, each cleaning rule takes out of each load: one row per load and line
 -- class (each exclusion reason of spec section 3, and `valid`), zeros included, so that a rule that suddenly
 -- catches nothing is as visible as one that catches too much.
+--
+-- Incremental by load, like quality_loads: the rows of a committed load never change, so a run adds the rows
+-- of the loads not here yet and reads only their lines; a change of the cleaning rules deletes every row first
+-- (pre-hook), so that run recomputes every load.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
+    )
+}}
+
 with
 
 load_log as (
 
     select * from {{ ref('stg_online_retail__load_log') }}
+    {% if is_incremental() %}
+    where load_id not in (select loads_held.load_id from {{ this }} as loads_held)
+    {% endif %}
 
 ),
 
 classified as (
 
     select * from {{ ref('int_transactions__classified') }}
+    {% if is_incremental() %}
+    where load_id in (select load_log.load_id from load_log)
+    {% endif %}
+
+),
+
+cleaning_rules as (
+
+    select * from {{ ref('int_cleaning_rules') }}
 
 ),
 
@@ -67,10 +92,13 @@ final as (
         cast(coalesce(class_totals.anonymous_line_count, 0) as bigint) as anonymous_line_count,
         cast(coalesce(class_totals.anonymous_revenue, 0) as numeric(18, 4)) as anonymous_revenue,
         cast(coalesce(class_totals.return_line_count, 0) as bigint) as return_line_count,
-        cast(coalesce(class_totals.returned_units, 0) as bigint) as returned_units
+        cast(coalesce(class_totals.returned_units, 0) as bigint) as returned_units,
+        -- The rules the lines were classified by (see int_cleaning_rules).
+        cleaning_rules.cleaning_rules
 
     from load_log
     cross join line_classes
+    cross join cleaning_rules
     left join class_totals
         on
             load_log.load_id = class_totals.load_id

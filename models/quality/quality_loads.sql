@@ -1,22 +1,50 @@
+-- sqlfluff:indentation:template_blocks_indent:False
 -- One row per load: what the loader says it did next to what the warehouse holds, and how much of the
 -- load survived cleaning. The load log and the tables must agree; tests/dbt checks that they do.
+--
+-- Incremental by load: a load's row never changes once its lines and its load_log row are committed (one
+-- transaction in the loader), so a run adds the rows of the loads not here yet and reads only their lines.
+-- A change of the cleaning rules deletes every row first (pre-hook), so that run recomputes every load.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
+    )
+}}
+
 with
 
 load_log as (
 
     select * from {{ ref('stg_online_retail__load_log') }}
+    {% if is_incremental() %}
+    where load_id not in (select loads_held.load_id from {{ this }} as loads_held)
+    {% endif %}
 
 ),
 
 classified as (
 
     select * from {{ ref('int_transactions__classified') }}
+    {% if is_incremental() %}
+    where load_id in (select load_log.load_id from load_log)
+    {% endif %}
+
+),
+
+cleaning_rules as (
+
+    select * from {{ ref('int_cleaning_rules') }}
 
 ),
 
 rejected_lines as (
 
     select * from {{ ref('stg_online_retail__rejected_lines') }}
+    {% if is_incremental() %}
+    where load_id in (select load_log.load_id from load_log)
+    {% endif %}
 
 ),
 
@@ -64,9 +92,12 @@ final as (
         cast(coalesce(stored_lines.excluded_lines, 0) as bigint) as excluded_lines,
         {{ safe_ratio('stored_lines.valid_lines', 'load_log.lines_read') }} as valid_line_share,
         stored_lines.first_invoiced_at,
-        stored_lines.last_invoiced_at
+        stored_lines.last_invoiced_at,
+        -- The rules the lines were classified by (see int_cleaning_rules).
+        cleaning_rules.cleaning_rules
 
     from load_log
+    cross join cleaning_rules
     left join stored_lines
         on load_log.load_id = stored_lines.load_id
     left join stored_rejections
