@@ -107,6 +107,18 @@ def wait_for(proc: subprocess.Popen[str], marker: str, timeout: float = 300) -> 
     pytest.fail(f"the run never printed {marker!r} (exit {proc.poll()})")
 
 
+def wait_for_text(proc: subprocess.Popen[str], text: str, timeout: float = 300) -> None:
+    """Read the run's output until a line contains ``text``."""
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if text in line:
+            return
+        if time.monotonic() > deadline:
+            break
+    pytest.fail(f"the run never printed a line with {text!r} (exit {proc.poll()})")
+
+
 def kill(proc: subprocess.Popen[str]) -> None:
     """SIGKILL the run, as a crash or an OOM kill would, and wait until its dbt child has exited too.
 
@@ -135,10 +147,11 @@ def test_run_twice_and_kills_leave_the_published_marts_intact(target: Target, sa
     assert_same_marts(target, before)
     assert_marts_consistent(target)
 
-    # Killed while dbt builds the marts: nothing is published.
+    # Killed while dbt builds the marts: nothing is published. (The kill comes as dbt starts its first node: the
+    # whole step takes a few seconds on this sample, so a fixed delay could land after the publish.)
     proc = start_run(target, sample)
     wait_for(proc, "==> marts")
-    time.sleep(3)
+    wait_for_text(proc, " START ")
     kill(proc)
     assert_same_marts(target, before)
     assert_marts_consistent(target)
