@@ -27,7 +27,7 @@ def _build(target: str, sample) -> pd.DataFrame:
         "build",
         "--select",
         "+customer_value_inputs",
-        "customer_features",
+        "+customer_features",
         "--indirect-selection",
         "cautious",
         target=target,

@@ -282,7 +282,7 @@ def run_backtest(
         cutoff = last - dt.timedelta(days=int(cutoff_days))
         notice(f"last day {last}; cut-off {cutoff}; horizon {horizon} days")
         _dbt(
-            ["run", "--select", "customer_features customer_value_inputs", "--vars", f"{{as_of_date: '{cutoff}'}}"],
+            ["run", "--select", "+customer_features +customer_value_inputs", "--vars", f"{{as_of_date: '{cutoff}'}}"],
             scratch,
         )
         with connect(scratch) as wh:
