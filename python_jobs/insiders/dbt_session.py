@@ -121,7 +121,8 @@ class DbtSession:
         self.log = log
         self._manifest: object | None = None
 
-    def _common(self) -> list[str]:
+    def common_args(self) -> list[str]:
+        """The project, profiles, target and variables every command of this session passes to dbt."""
         args = [
             "--project-dir",
             str(project_dir()),
@@ -151,17 +152,21 @@ class DbtSession:
         finally:
             _release_duckdb()
         assert outcome is not None  # only None after an interrupt, which raised above
-        if outcome.exception is not None and not outcome.success:
+        if outcome.success:
+            return outcome
+        if outcome.exception is not None:
             detail = str(outcome.exception).strip().splitlines()
             raise DbtError(f"{what} failed: {detail[0] if detail else type(outcome.exception).__name__}")
-        return outcome
+        failed = _failures(outcome.result)
+        shown = "; ".join(failed[:5]) + (f"; and {len(failed) - 5} more" if len(failed) > 5 else "")
+        raise DbtError(
+            f"{what} failed: {shown or 'see dbt output above'}" + (f" ({len(failed)} node(s))" if failed else "")
+        )
 
     def parse(self) -> None:
         """Parse the project (partially, when dbt's saved state allows) and keep the manifest for the builds."""
         started = time.perf_counter()
-        outcome = self._invoke(["parse", "--quiet", "--no-write-json", *self._common()], "dbt parse")
-        if not outcome.success or outcome.result is None:
-            raise DbtError("dbt parse failed; see dbt's output above")
+        outcome = self._invoke(["parse", "--quiet", "--no-write-json", *self.common_args()], "dbt parse")
         self._manifest = outcome.result
         self.log(f"    dbt parsed the project in {time.perf_counter() - started:.1f} s (once for this run)")
 
@@ -169,16 +174,14 @@ class DbtSession:
         """``dbt build --selector`` with the parsed manifest, unit tests left out; raise naming what failed."""
         if self._manifest is None:
             self.parse()
-        args = ["build", "--selector", selector, *SCHEDULED_EXCLUDE, *self._common()]
+        args = ["build", "--selector", selector, *SCHEDULED_EXCLUDE, *self.common_args()]
         if full_refresh:
             args.append("--full-refresh")
         outcome = self._invoke(args, f"dbt build --selector {selector}")
-        if not outcome.success:
-            failed = _failures(outcome.result)
-            shown = "; ".join(failed[:5]) + (f"; and {len(failed) - 5} more" if len(failed) > 5 else "")
-            raise DbtError(
-                f"dbt build --selector {selector} failed: {shown or 'see dbt output above'}"
-                + (f" ({len(failed)} node(s))" if failed else "")
-            )
         return _summary(selector, outcome.result)
+
+    def run(self, args: list[str]) -> None:
+        """Any dbt command (``["run", "--select", …]``) on this session's target with its variables; raise naming
+        what failed. Parses the project for itself unless :meth:`parse` has run."""
+        self._invoke([*args, *self.common_args()], f"dbt {' '.join(args)}")
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from insiders import publish
-from insiders.dbt_session import DbtError, DbtSession
+from insiders.dbt_session import SCHEDULED_EXCLUDE, DbtError, DbtSession
 from insiders.errors import EXIT_RUN_IN_PROGRESS, ConfigError, InsidersError, Terminated
 from insiders.warehouse import (
     Target,
@@ -265,33 +265,21 @@ def raw_files(source: str, workdir: Path) -> list[Path]:
     raise PipelineStepError(f"source {source} is neither a file, a folder nor an s3:// prefix")
 
 
-def dbt_build(
-    selector: str, target: Target, extra: list[str] | None = None, session: DbtSession | None = None
-) -> str:
-    """``dbt build --selector`` in the project; raise when it fails; return what it did, in a few words.
+def dbt_build(selector: str, session: DbtSession, full_refresh: bool = False) -> str:
+    """``dbt build --selector`` on the session's target with its variables; raise when it fails; return what it
+    did, in a few words.
 
     In this process through ``session`` (one parse per run, see :mod:`insiders.dbt_session`), unless
     ``INSIDERS_DBT`` names a dbt executable: then as a child in a process group of its own, streaming its output.
     """
-    if session is not None and not os.environ.get(DBT_ENV):
+    if not os.environ.get(DBT_ENV):
         try:
-            return session.build(selector, full_refresh="--full-refresh" in (extra or [])).describe()
+            return session.build(selector, full_refresh=full_refresh).describe()
         except DbtError as exc:
             raise PipelineStepError(str(exc)) from exc
-    dbt = Path(sys.executable).with_name("dbt")
-    command = [
-        os.environ.get(DBT_ENV) or str(dbt if dbt.exists() else "dbt"),
-        "build",
-        "--selector",
-        selector,
-        "--target",
-        target.name,
-        "--project-dir",
-        str(project_dir()),
-        "--profiles-dir",
-        str(Path(os.environ.get("DBT_PROFILES_DIR", project_dir()))),
-        *(extra or []),
-    ]
+    command = [os.environ[DBT_ENV], "build", "--selector", selector, *SCHEDULED_EXCLUDE, *session.common_args()]
+    if full_refresh:
+        command.append("--full-refresh")
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     try:
         status = run_child(command, project_dir(), env)
@@ -299,7 +287,7 @@ def dbt_build(
         raise PipelineStepError(f"cannot run dbt ({command[0]}): {exc.strerror or exc}") from exc
     if status != 0:
         raise PipelineStepError(f"dbt build --selector {selector} failed (exit {status}); see dbt's output")
-    return f"dbt {command[0]} build --selector {selector} (a child process)"
+    return f"{command[0]} build --selector {selector} (a child process)"
 
 
 def _merge_vars(user_vars: str | None, extra: dict[str, object]) -> str:
@@ -432,11 +420,12 @@ def model_input() -> str:
 def value_input() -> str:
     """The pinned customer-value model and the run's horizon, as compared between runs (``none pinned``)."""
     from insiders.registry import VALUE, read_pin
+    from insiders.value import HORIZON_ENV
 
     pin = read_pin(required=False, kind=VALUE)
     if pin is None:
         return "none pinned"
-    horizon = os.environ.get("INSIDERS_VALUE_HORIZON_DAYS", "").strip() or "default"
+    horizon = os.environ.get(HORIZON_ENV, "").strip() or "default"
     return f"{pin.version} sha256 {pin.sha256} horizon {horizon}"
 
 
@@ -736,7 +725,6 @@ def run(
     # Both dbt steps pass the same variables (the features ignore the marts' two), so the run parses once and
     # dbt's partial parsing stays valid from one run to the next.
     run_vars = _merge_vars(dbt_vars, {"marts_schema": publish.BUILD_SUFFIX, "bi_grants": False})
-    extra = ["--vars", run_vars, *(["--full-refresh"] if full_refresh else [])]
     log(f"insiders run on {target.describe()}")
     with run_lock(target), backfill_target(target, dbt_vars, log) as backfill:
         # The steps below read ``target`` when they run: a back-fill's steps all work in its own schema.
@@ -771,7 +759,7 @@ def run(
             return f"{loaded} file(s) loaded ({lines:,} lines), {skipped} already loaded"
 
         def features() -> str:
-            done = dbt_build("features", target, extra, session)
+            done = dbt_build("features", session, full_refresh)
             return f"customer_features built and tested: {done}"
 
         def train_step() -> str:
@@ -811,7 +799,7 @@ def run(
             )
 
         def marts() -> str:
-            done = dbt_build("segments", target, extra, session)
+            done = dbt_build("segments", session, full_refresh)
             return f"marts built and tested in {target.schema}_{publish.BUILD_SUFFIX}: {done}"
 
         def publish_step() -> str:

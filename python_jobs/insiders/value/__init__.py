@@ -6,3 +6,6 @@
   pinned model and replace ``customer_value`` in one transaction;
 * :mod:`insiders.value.backtest`: ``insiders value backtest`` — fit up to a cut-off day, compare with what happened.
 """
+
+#: The horizon of the scheduled run's value step, in days (read by the step and by the run's "nothing new" check).
+HORIZON_ENV = "INSIDERS_VALUE_HORIZON_DAYS"

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from insiders.errors import InsidersError
 from insiders.registry import LoadedModel
+from insiders.value import HORIZON_ENV
 from insiders.value.model import DEFAULT_HORIZON_DAYS, check_horizon
 from insiders.value.training import read_inputs
 from insiders.warehouse import Warehouse
@@ -122,7 +123,6 @@ def score_value(
     )
 
 
-HORIZON_ENV = "INSIDERS_VALUE_HORIZON_DAYS"
 
 
 def run_horizon() -> int:

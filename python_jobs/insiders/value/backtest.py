@@ -19,10 +19,10 @@ import datetime as dt
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
+from insiders.dbt_session import DbtSession
 from insiders.errors import InsidersError
 from insiders.value.model import DEFAULT_SEED, FitResult, check_horizon, fit
 from insiders.warehouse import Target, connect, load_target, validate_identifier
@@ -184,7 +184,7 @@ def plot_svg(result: BacktestResult) -> str:
 
 @contextlib.contextmanager
 def scratch_target(target: Target) -> Iterator[Target]:
-    """Point this process and the dbt children at ``<schema>_value_backtest``; drop it afterwards."""
+    """Point this process (and dbt in it) at ``<schema>_value_backtest``; drop it afterwards."""
     from insiders.pipeline import _SCHEMA_ENV
 
     variable = _SCHEMA_ENV[target.type]
@@ -207,29 +207,6 @@ def scratch_target(target: Target) -> Iterator[Target]:
                 os.environ.pop(variable, None)
             else:
                 os.environ[variable] = previous
-
-
-def _dbt(args: list[str], target: Target) -> None:
-    import subprocess
-    import sys
-
-    from insiders.warehouse import project_dir
-
-    dbt = Path(sys.executable).with_name("dbt")
-    command = [
-        str(dbt if dbt.exists() else "dbt"),
-        *args,
-        "--target",
-        target.name,
-        "--project-dir",
-        str(project_dir()),
-        "--profiles-dir",
-        str(Path(os.environ.get("DBT_PROFILES_DIR", project_dir()))),
-    ]
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    proc = subprocess.run(command, cwd=project_dir(), env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise InsidersError(f"dbt {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
 
 
 def _segments(features: pd.DataFrame, notice: Callable[[str], None]) -> tuple[pd.Series, str]:
@@ -271,8 +248,8 @@ def run_backtest(
 
     target = load_target(target_name)
     with scratch_target(target) as scratch:
-        _dbt(
-            ["build", "--select", "+int_sales__cleaned", "--resource-type", "seed", "--resource-type", "model"], scratch
+        DbtSession(scratch, None).run(
+            ["build", "--select", "+int_sales__cleaned", "--resource-type", "seed", "--resource-type", "model"]
         )
         with connect(scratch) as wh:
             last = wh.query(f"select max(invoice_day) from {scratch.schema}.int_sales__cleaned")[0][0]
@@ -281,9 +258,8 @@ def run_backtest(
         last = pd.Timestamp(last).date()
         cutoff = last - dt.timedelta(days=int(cutoff_days))
         notice(f"last day {last}; cut-off {cutoff}; horizon {horizon} days")
-        _dbt(
-            ["run", "--select", "+customer_features +customer_value_inputs", "--vars", f"{{as_of_date: '{cutoff}'}}"],
-            scratch,
+        DbtSession(scratch, f"{{as_of_date: '{cutoff}'}}").run(
+            ["run", "--select", "+customer_features +customer_value_inputs"]
         )
         with connect(scratch) as wh:
             inputs, _ = read_inputs(wh, scratch.schema)
