@@ -14,14 +14,14 @@ customer_features as (
 
 customer_segments as (
 
-    select * from {{ source('segmentation', 'customer_segments') }}
+    select * from {{ ref('stg_segmentation__customer_segments') }}
 
 ),
 
 -- Predicted value (docs/value.md): empty until a value model is pinned and applied, so these columns are null.
 customer_value as (
 
-    select * from {{ source('segmentation', 'customer_value') }}
+    select * from {{ ref('stg_segmentation__customer_value') }}
 
 ),
 

@@ -7,7 +7,7 @@ with
 
 customer_segments as (
 
-    select * from {{ source('segmentation', 'customer_segments') }}
+    select * from {{ ref('stg_segmentation__customer_segments') }}
 
 ),
 

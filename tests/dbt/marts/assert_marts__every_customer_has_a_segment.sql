@@ -13,7 +13,7 @@ customer_features as (
 
 customer_segments as (
 
-    select * from {{ source('segmentation', 'customer_segments') }}
+    select * from {{ ref('stg_segmentation__customer_segments') }}
 
 ),
 

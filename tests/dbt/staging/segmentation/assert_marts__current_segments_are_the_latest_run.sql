@@ -5,13 +5,13 @@ with
 
 customer_segments as (
 
-    select * from {{ source('segmentation', 'customer_segments') }}
+    select * from {{ ref('stg_segmentation__customer_segments') }}
 
 ),
 
 history as (
 
-    select * from {{ source('segmentation', 'customer_segment_history') }}
+    select * from {{ ref('stg_segmentation__customer_segment_history') }}
 
 ),
 

@@ -17,7 +17,7 @@ last_load as (
 last_scoring as (
 
     select max(scored_at) as scored_at
-    from {{ source('segmentation', 'customer_segments') }}
+    from {{ ref('stg_segmentation__customer_segments') }}
 
 ),
 

@@ -5,7 +5,7 @@ with
 
 history as (
 
-    select * from {{ source('segmentation', 'customer_segment_history') }}
+    select * from {{ ref('stg_segmentation__customer_segment_history') }}
 
 ),
 

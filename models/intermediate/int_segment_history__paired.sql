@@ -1,4 +1,3 @@
-{{ config(materialized='ephemeral') }}
 -- Every scoring run of customer_segment_history next to the run before it, customer by customer: one row per
 -- run and per customer scored in that run or in the previous one, with both segments (null on the side where
 -- the customer was not scored). The first run has no previous run, so all its customers are new.
@@ -6,7 +5,7 @@ with
 
 history as (
 
-    select * from {{ source('segmentation', 'customer_segment_history') }}
+    select * from {{ ref('stg_segmentation__customer_segment_history') }}
 
 ),
 
