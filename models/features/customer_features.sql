@@ -4,7 +4,7 @@
 --
 -- The sums, counts and days come from int_customers__aggregated (kept up to date incrementally, cut at D_ref
 -- when var('as_of_date') is set); what moves with D_ref for everyone, recency, is derived here. A table
--- rebuilt on every run: one row per customer, no scan of the lines but for D_ref.
+-- rebuilt on every run: one row per customer, no scan of the lines.
 with
 
 totals as (
@@ -13,19 +13,10 @@ totals as (
 
 ),
 
-sales as (
-
-    select * from {{ ref('int_sales__cleaned') }}
-
-),
-
--- D_ref: the `as_of_date` variable when set, else the latest invoice day among all valid lines
--- (anonymous ones included: they are sales on that day too).
+-- D_ref (int_reference_day).
 reference_day as (
 
-    select coalesce({{ as_of_date() }}, max(invoice_day)) as as_of_date
-
-    from sales
+    select * from {{ ref('int_reference_day') }}
 
 ),
 

@@ -10,12 +10,10 @@ sales as (
 
 ),
 
--- D_ref exactly as customer_features sets it: the `as_of_date` variable, else the latest valid invoice day.
+-- D_ref (int_reference_day).
 reference_day as (
 
-    select coalesce({{ as_of_date() }}, max(invoice_day)) as as_of_date
-
-    from sales
+    select * from {{ ref('int_reference_day') }}
 
 ),
 

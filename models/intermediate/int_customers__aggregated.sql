@@ -127,8 +127,7 @@ totals as (
 
 ),
 
--- Country of the most recent purchase line; ties at the same minute go to the latest invoice, then the
--- last line of the file, so the choice never depends on the engine's row order.
+-- Country of the most recent purchase line (ties broken by macro latest_line_first).
 latest_purchase_lines as (
 
     select
@@ -136,7 +135,7 @@ latest_purchase_lines as (
         country,
         row_number() over (
             partition by customer_id
-            order by invoiced_at desc, invoice_no desc, load_id desc, line_number desc
+            order by {{ latest_line_first() }}
         ) as recency_rank
 
     from lines

@@ -31,7 +31,7 @@ sales as (
 
 ),
 
--- The country of a customer without features: that of their latest line, ties broken as in customer_features.
+-- The country of a customer without features: that of their latest line (macro latest_line_first).
 latest_customer_lines as (
 
     select
@@ -39,7 +39,7 @@ latest_customer_lines as (
         country,
         row_number() over (
             partition by customer_id
-            order by invoiced_at desc, invoice_no desc, load_id desc, line_number desc
+            order by {{ latest_line_first() }}
         ) as recency_rank
 
     from sales

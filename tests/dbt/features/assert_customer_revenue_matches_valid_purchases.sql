@@ -17,9 +17,7 @@ customer_features as (
 
 reference_day as (
 
-    select coalesce({{ as_of_date() }}, max(invoice_day)) as as_of_date
-
-    from sales
+    select * from {{ ref('int_reference_day') }}
 
 ),
 
