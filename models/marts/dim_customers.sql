@@ -1,3 +1,5 @@
+-- The key, as the enforced marts declare theirs with a primary_key constraint (macro add_primary_key).
+{{ config(post_hook="{{ add_primary_key(this, ['customer_id']) }}") }}
 -- One row per customer: every customer of customer_features with their features and current segment, plus the
 -- few customers who have valid lines but no features row (returns only, or only lines after the reference day
 -- of a back-fill), so that every customer line of fct_sales finds its customer. The feature columns are every

@@ -1,3 +1,5 @@
+-- The key, as the enforced marts declare theirs with a primary_key constraint (macro add_primary_key).
+{{ config(post_hook="{{ add_primary_key(this, ['segment_rank']) }}") }}
 -- The study's profile table for the current segments: size, share of customers, the mean of every feature and
 -- the share of revenue, one row per segment. "Every feature" is every numeric column of customer_features'
 -- contract (macro feature_columns), so a new feature column gets its mean_<column> here without an edit; a

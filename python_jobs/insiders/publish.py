@@ -11,6 +11,9 @@ back and retries (``INSIDERS_PUBLISH_ATTEMPTS`` attempts in all, with a growing 
 the sessions that held the locks: neither a reader can hang the publication, nor a waiting publication the
 other readers for longer than the timeout.
 
+A published mart is a copy of its built table with the same columns, keys, NOT NULL columns and comments (the
+descriptions dbt persisted): Power BI reads each table's key and shows the descriptions in its field list.
+
 The published marts are granted to the BI reader role (``INSIDERS_BI_READER_ROLE``, the ``reader_role`` of
 ``deploy/postgres/roles.sql``); the build schema's tables are never granted to it.
 """
@@ -144,9 +147,8 @@ def publish_marts(
                 wh.execute(f"create schema if not exists {live}")
                 for table in tables:
                     target = wh.ident(live_schema, table, what="mart name")
-                    source = wh.ident(build_schema, table, what="mart name")
                     wh.execute(f"drop table if exists {target}")
-                    wh.execute(f"create table {target} as select * from {source}")
+                    _copy_table(wh, build_schema, live_schema, table)
                     if role:
                         wh.execute(f"grant select on table {target} to {wh.ident(role, what='BI reader role')}")
             return tables
@@ -168,6 +170,40 @@ def publish_marts(
                 )
             sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _copy_table(wh: Warehouse, build_schema: str, live_schema: str, table: str) -> None:
+    """Create ``live_schema.table`` with the structure of ``build_schema.table`` (columns, primary key, NOT NULL,
+    comments) and copy its rows, inside the caller's transaction."""
+    target = wh.ident(live_schema, table, what="mart name")
+    source = wh.ident(build_schema, table, what="mart name")
+    if wh.kind == "postgres":
+        # INCLUDING ALL copies defaults, constraints, indexes (the primary key) and the columns' comments.
+        wh.execute(f"create table {target} (like {source} including all)")
+        comment = wh.query("select obj_description(%s::regclass, 'pg_class')", [source])[0][0]
+    else:
+        # DuckDB keeps each table's CREATE statement; the column list and constraints follow the first "(".
+        rows = wh.query(
+            "select sql, comment from duckdb_tables() where schema_name = %s and table_name = %s",
+            [build_schema, table],
+        )
+        ddl, comment = rows[0]
+        wh.execute(f"create table {target} ({ddl.partition('(')[2]}")
+        for column, column_comment in wh.query(
+            "select column_name, comment from duckdb_columns() "
+            "where schema_name = %s and table_name = %s and comment is not null",
+            [build_schema, table],
+        ):
+            column_name = wh.ident(column, what="column name")
+            wh.execute(f"comment on column {target}.{column_name} is {_text_literal(column_comment)}")
+    wh.execute(f"insert into {target} select * from {source}")
+    if comment:
+        wh.execute(f"comment on table {target} is {_text_literal(comment)}")
+
+
+def _text_literal(text: str) -> str:
+    """A standard SQL string literal (COMMENT ON takes no bind parameter on DuckDB)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _is_lock_timeout(exc: BaseException) -> bool:

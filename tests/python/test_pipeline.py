@@ -79,6 +79,85 @@ def assert_same_marts(target: Target, before: dict[str, pd.DataFrame]) -> None:
         pd.testing.assert_frame_equal(frame, before[name], obj=name)
 
 
+# The key of every published mart (segment_transitions has none: a transition's from/to rank is null for new and
+# gone customers, so its uniqueness is a data test).
+MART_KEYS = {
+    "dim_customers": ["customer_id"],
+    "dim_segments": ["segment_rank"],
+    "fct_sales": ["transaction_line_id"],
+    "insiders": ["customer_id"],
+    "insiders_changes": ["run_id", "customer_id"],
+    "insiders_summary": ["run_id"],
+    "segment_monthly_revenue": ["revenue_month", "segment_name"],
+    "segment_profiles": ["segment_rank"],
+    "segment_transitions": [],
+    "segment_value": ["segment_rank"],
+}
+
+
+def published_metadata(target: Target) -> dict[str, tuple[list[str], str | None, dict[str, str | None], set[str]]]:
+    """Per published mart: primary key columns, table comment, column comments, NOT NULL columns."""
+    schema = f"{target.schema}_marts"
+    out = {}
+    with connect(target) as wh:
+        for table in MART_KEYS:
+            if wh.kind == "postgres":
+                key = [
+                    r[0]
+                    for r in wh.query(
+                        "select k.column_name from information_schema.table_constraints c "
+                        "join information_schema.key_column_usage k using (constraint_schema, constraint_name) "
+                        "where c.table_schema = %s and c.table_name = %s and c.constraint_type = 'PRIMARY KEY' "
+                        "order by k.ordinal_position",
+                        [schema, table],
+                    )
+                ]
+                comment = wh.query("select obj_description(%s::regclass, 'pg_class')", [f"{schema}.{table}"])[0][0]
+                columns = wh.query(
+                    "select column_name, col_description(%s::regclass, ordinal_position), is_nullable "
+                    "from information_schema.columns where table_schema = %s and table_name = %s",
+                    [f"{schema}.{table}", schema, table],
+                )
+            else:
+                found = wh.query(
+                    "select constraint_column_names from duckdb_constraints() "
+                    "where schema_name = %s and table_name = %s and constraint_type = 'PRIMARY KEY'",
+                    [schema, table],
+                )
+                key = list(found[0][0]) if found else []
+                comment = wh.query(
+                    "select comment from duckdb_tables() where schema_name = %s and table_name = %s", [schema, table]
+                )[0][0]
+                columns = wh.query(
+                    "select column_name, comment, case when is_nullable then 'YES' else 'NO' end "
+                    "from duckdb_columns() where schema_name = %s and table_name = %s",
+                    [schema, table],
+                )
+            out[table] = (
+                key,
+                comment,
+                {name: text for name, text, _ in columns},
+                {name for name, _, nullable in columns if nullable == "NO"},
+            )
+    return out
+
+
+def assert_marts_carry_keys_and_descriptions(target: Target) -> None:
+    """What Power BI reads besides the rows: each published mart's key, NOT NULL columns and descriptions."""
+    metadata = published_metadata(target)
+    for table, expected_key in MART_KEYS.items():
+        key, comment, column_comments, not_null = metadata[table]
+        assert key == expected_key, table
+        assert comment, f"{table} has no description"
+        undocumented = sorted(name for name, text in column_comments.items() if not text)
+        assert undocumented == [], f"{table}: columns without a description: {undocumented}"
+        assert set(expected_key) <= not_null, table
+    _, _, comments, fct_not_null = metadata["fct_sales"]
+    assert {"invoice_no", "invoice_day", "stock_code", "revenue"} <= fct_not_null
+    assert "customer_id" not in fct_not_null, "an anonymous line has no customer"
+    assert comments["customer_id"].startswith("The customer who bought the line"), "the shared doc block"
+
+
 def history_runs(target: Target) -> int:
     return query(target, f"select count(distinct run_id) from {target.schema}.customer_segment_history")[0][0]
 
@@ -138,6 +217,7 @@ def test_run_twice_and_kills_leave_the_published_marts_intact(target: Target, sa
     before = marts(target)
     assert {"dim_customers", "insiders_summary", "fct_sales", "segment_profiles"} <= set(before)
     assert_marts_consistent(target)
+    assert_marts_carry_keys_and_descriptions(target)
     runs = history_runs(target)
 
     # Killed while scoring: the scoring transaction never commits, the marts are untouched.

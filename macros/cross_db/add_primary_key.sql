@@ -1,0 +1,13 @@
+{#-
+    Post-hook of the marts whose contract is not enforced (dim_customers, segment_profiles: their feature
+    columns follow customer_features' contract): gives the table its primary key, which the database checks
+    (unique, not null) as the enforced contracts' primary_key constraints are checked, and which Power BI
+    reads as the table's key. The other marts declare theirs as contract constraints.
+-#}
+{% macro add_primary_key(relation, columns) -%}
+    {{ return(adapter.dispatch('add_primary_key', 'insiders')(relation, columns)) }}
+{%- endmacro %}
+
+{% macro default__add_primary_key(relation, columns) -%}
+    alter table {{ relation }} add primary key ({{ columns | join(', ') }})
+{%- endmacro %}
