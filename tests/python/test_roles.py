@@ -33,6 +33,7 @@ ROLES_SQL = PROJECT / "deploy" / "postgres" / "roles.sql"
 MARTS = (
     "dim_customers",
     "dim_segments",
+    "dim_products",
     "fct_sales",
     "segment_profiles",
     "insiders",
