@@ -285,6 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             report=report,
             force=args.force,
             full_refresh=args.full_refresh,
+            verbose=args.verbose,
         )
     except (Exception, KeyboardInterrupt, Terminated):
         # Whatever stopped the run (a step, the lock, a bug, a signal), the step table says how far it got.
@@ -433,6 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh",
         action="store_true",
         help="rebuild the incremental models from all raw lines (dbt --full-refresh); implies --force",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,  # keeps `insiders -v run` working
+        help="show dbt's line per model and test (by default only failures; logs/dbt.log has them all)",
     )
     p.set_defaults(func=cmd_run)
 

@@ -11,6 +11,10 @@ Scheduled builds leave out dbt's unit tests (``--exclude-resource-type unit_test
 fixed rows, so their verdict is the same on every run; ``make test`` and CI run them (dbt's advice too). Data
 tests, contracts and freshness all run.
 
+Output: a build prints only what failed (dbt's ``--quiet``: the failing nodes and their messages), and the
+run prints one line per step with what dbt did; ``verbose`` (``insiders run --verbose``) shows dbt's line per
+node. dbt's own log file (``logs/dbt.log``) has everything either way.
+
 Signals: SIGINT reaches dbt as ``KeyboardInterrupt``, and SIGTERM is turned into one while dbt runs, so dbt
 cancels its open queries before the run unwinds (rolling back, releasing the run lock) and exits 130 or 143.
 
@@ -115,11 +119,18 @@ def _summary(selector: str, result: object) -> BuildSummary:
 class DbtSession:
     """dbt in this process for one run: one parse, then any number of builds with the same variables."""
 
-    def __init__(self, target: Target, dbt_vars: str | None, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, target: Target, dbt_vars: str | None, log: Callable[[str], None] = print, verbose: bool = False
+    ) -> None:
         self.target = target
         self.dbt_vars = dbt_vars
         self.log = log
+        self.verbose = verbose
         self._manifest: object | None = None
+
+    def output_args(self) -> list[str]:
+        """``--quiet`` unless verbose: dbt then prints only failures (its log file keeps every line)."""
+        return [] if self.verbose else ["--quiet"]
 
     def common_args(self) -> list[str]:
         """The project, profiles, target and variables every command of this session passes to dbt."""
@@ -174,7 +185,7 @@ class DbtSession:
         """``dbt build --selector`` with the parsed manifest, unit tests left out; raise naming what failed."""
         if self._manifest is None:
             self.parse()
-        args = ["build", "--selector", selector, *SCHEDULED_EXCLUDE, *self.common_args()]
+        args = ["build", *self.output_args(), "--selector", selector, *SCHEDULED_EXCLUDE, *self.common_args()]
         if full_refresh:
             args.append("--full-refresh")
         outcome = self._invoke(args, f"dbt build --selector {selector}")
@@ -183,5 +194,5 @@ class DbtSession:
     def run(self, args: list[str]) -> None:
         """Any dbt command (``["run", "--select", …]``) on this session's target with its variables; raise naming
         what failed. Parses the project for itself unless :meth:`parse` has run."""
-        self._invoke([*args, *self.common_args()], f"dbt {' '.join(args)}")
+        self._invoke([*args[:1], *self.output_args(), *args[1:], *self.common_args()], f"dbt {' '.join(args)}")
 

@@ -277,7 +277,15 @@ def dbt_build(selector: str, session: DbtSession, full_refresh: bool = False) ->
             return session.build(selector, full_refresh=full_refresh).describe()
         except DbtError as exc:
             raise PipelineStepError(str(exc)) from exc
-    command = [os.environ[DBT_ENV], "build", "--selector", selector, *SCHEDULED_EXCLUDE, *session.common_args()]
+    command = [
+        os.environ[DBT_ENV],
+        "build",
+        *session.output_args(),
+        "--selector",
+        selector,
+        *SCHEDULED_EXCLUDE,
+        *session.common_args(),
+    ]
     if full_refresh:
         command.append("--full-refresh")
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
@@ -709,8 +717,9 @@ def run(
     report: RunReport | None = None,
     force: bool = False,
     full_refresh: bool = False,
+    verbose: bool = False,
 ) -> RunReport:
-    """Run the whole pipeline; see the module docstring.
+    """Run the whole pipeline; see the module docstring. ``verbose`` shows dbt's line per node.
 
     Each step imports what it needs when it runs: a run that stops at "nothing new" never loads scikit-learn,
     pandas or dbt.
@@ -729,7 +738,7 @@ def run(
     with run_lock(target), backfill_target(target, dbt_vars, log) as backfill:
         # The steps below read ``target`` when they run: a back-fill's steps all work in its own schema.
         target = backfill or target
-        session = DbtSession(target, run_vars, log)
+        session = DbtSession(target, run_vars, log, verbose=verbose)
         run_kind = "live" if backfill is None else "backfill"
 
         def load() -> str:

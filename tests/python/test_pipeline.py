@@ -83,6 +83,7 @@ def assert_same_marts(target: Target, before: dict[str, pd.DataFrame]) -> None:
 # gone customers, so its uniqueness is a data test).
 MART_KEYS = {
     "dim_customers": ["customer_id"],
+    "dim_products": ["stock_code"],
     "dim_segments": ["segment_rank"],
     "fct_sales": ["transaction_line_id"],
     "insiders": ["customer_id"],
@@ -165,7 +166,19 @@ def history_runs(target: Target) -> int:
 def start_run(target: Target, sample: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         # --force: these runs repeat a published run's inputs, and must do the work to be killed in it.
-        [sys.executable, "-m", "insiders.cli", "run", "--target", target.name, "--source", str(sample), "--force"],
+        # --verbose: the kill tests wait for dbt's line of its first node.
+        [
+            sys.executable,
+            "-m",
+            "insiders.cli",
+            "run",
+            "--target",
+            target.name,
+            "--source",
+            str(sample),
+            "--force",
+            "--verbose",
+        ],
         cwd=PROJECT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
