@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from insiders import settings
 from insiders.errors import EXIT_SERVICE_ERROR, InsidersError
 from insiders.warehouse import project_dir
 
@@ -458,7 +459,7 @@ def _s3_client() -> Any:
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
 
-    endpoint = os.environ.get(S3_ENDPOINT_ENV, "").strip() or None  # else boto3 reads AWS_ENDPOINT_URL itself
+    endpoint = settings.text(S3_ENDPOINT_ENV) or None  # else boto3 reads AWS_ENDPOINT_URL itself
     config = Config(
         connect_timeout=S3_CONNECT_TIMEOUT_S,
         read_timeout=S3_READ_TIMEOUT_S,
@@ -483,7 +484,7 @@ def open_store(uri: str | None = None) -> ArtifactStore:
     relative to the project directory). Opening does not contact S3; the first operation does.
     """
     if uri is None:
-        uri = os.environ.get(ARTIFACT_URI_ENV, "").strip() or None
+        uri = settings.text(ARTIFACT_URI_ENV) or None
         if uri is None:
             return LocalStore(project_dir() / DEFAULT_LOCAL_DIR)
     text = str(uri).strip()

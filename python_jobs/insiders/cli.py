@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -13,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from insiders import __version__
+from insiders import __version__, settings
 from insiders.errors import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, InsidersError, Terminated
 
 log = logging.getLogger("insiders")
@@ -21,14 +20,15 @@ log = logging.getLogger("insiders")
 
 def _raw_schema() -> str:
     """The default of ``--schema``; validated when used (cmd_load), so a bad value cannot break other commands."""
-    return os.environ.get("INSIDERS_RAW_SCHEMA", "").strip() or "raw"
+    return settings.text("INSIDERS_RAW_SCHEMA")
 
 
 class _Progress:
     """Progress on stderr for long work: a line every few seconds, not a line per chunk."""
 
-    def __init__(self, label: str, every: float = 2.0):
+    def __init__(self, label: str, unit: str = "lines", every: float = 2.0):
         self.label = label
+        self.unit = unit
         self.every = every
         self.started = time.monotonic()
         self.last = 0.0
@@ -40,7 +40,7 @@ class _Progress:
         self.last = now
         elapsed = now - self.started
         share = f" ({done / total:.0%})" if total else ""
-        print(f"  {self.label}: {done:,} lines{share}, {elapsed:.1f} s", file=sys.stderr, flush=True)
+        print(f"  {self.label}: {done:,} {self.unit}{share}, {elapsed:.1f} s", file=sys.stderr, flush=True)
 
 
 def _share(text: str) -> float:
@@ -255,7 +255,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 wh,
                 loaded,
                 wh.target.schema,
-                progress=None if args.quiet else _Progress("scored"),
+                progress=None if args.quiet else _Progress("scored", unit="customers"),
                 max_out_of_range_share=args.max_out_of_range_share,
             )
             print(
@@ -327,6 +327,51 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common_options() -> dict[str, argparse.ArgumentParser]:
+    """Parent parsers for the options several commands share, so each is declared (and described) once."""
+
+    def parent() -> argparse.ArgumentParser:
+        return argparse.ArgumentParser(add_help=False)
+
+    options = {name: parent() for name in ("target", "artifacts", "quiet", "model", "out_of_range", "currency")}
+    options["target"].add_argument(
+        "--target", help="profiles.yml target: local (DuckDB, default: $INSIDERS_TARGET) or postgres"
+    )
+    options["artifacts"].add_argument(
+        "--artifacts",
+        help="artifact store: a folder or s3://bucket/prefix (default: $INSIDERS_ARTIFACT_URI or artifacts/)",
+    )
+    options["quiet"].add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    model = options["model"]
+    model.add_argument("--k", type=int, help="number of segments (default: chosen by the selection rule)")
+    model.add_argument("--seed", type=int, help="random seed (default 42)")
+    model.add_argument("--features", help="comma-separated clustering features (default: the configured list)")
+    options["out_of_range"].add_argument(
+        "--max-out-of-range-share",
+        type=_share,
+        default=0.01,
+        metavar="SHARE",
+        help="fail when more than this share of customers has a feature value far outside the model's training "
+        "range (docs/operations.md; default 0.01)",
+    )
+    options["currency"].add_argument(
+        "--currency", help="currency of the amounts, an ISO 4217 code (default: $INSIDERS_CURRENCY or GBP)"
+    )
+    return options
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Print every INSIDERS_* variable: the value in effect (secrets masked), where it comes from, what reads it."""
+    rows = [
+        (s.name, value or "-", "environment" if from_env else "default", s.read_by)
+        for s, value, from_env in settings.effective()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -337,15 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    target_help = "profiles.yml target: local (DuckDB, default) or postgres"
+    # Options several commands share, declared once (argparse parent parsers).
+    common = _common_options()
+    target, artifacts, quiet = common["target"], common["artifacts"], common["quiet"]
     date_format_help = (
         "strptime format of InvoiceDate, e.g. '%%d/%%m/%%Y %%H:%%M' for day first (default: chosen from the "
         "file; a file whose dates read both day first and month first is refused until this names one)"
     )
 
-    p = sub.add_parser("load", help="load raw invoice files (CSV, CSV.gz, Excel) into the raw tables")
+    p = sub.add_parser(
+        "load", parents=[target, quiet], help="load raw invoice files (CSV, CSV.gz, Excel) into the raw tables"
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="raw file(s) in a supported layout")
-    p.add_argument("--target", help=target_help)
     p.add_argument("--schema", default=_raw_schema(), help="raw schema (default: $INSIDERS_RAW_SCHEMA or raw)")
     p.add_argument(
         "--encoding",
@@ -360,58 +408,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse a file when more than this share of its lines cannot be read (default 0.05)",
     )
     p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_load)
 
-    p = sub.add_parser("generate", help="write a synthetic raw file with planted customer segments")
+    p = sub.add_parser("generate", parents=[quiet], help="write a synthetic raw file with planted customer segments")
     p.add_argument("--out", required=True, help="output file (.csv or .csv.gz)")
     p.add_argument("--customers", type=int, default=4000, help="number of customers (default 4000)")
     p.add_argument("--months", type=int, default=13, help="months of trading (default 13)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_generate)
 
-    artifacts_help = "artifact store: a folder or s3://bucket/prefix (default: $INSIDERS_ARTIFACT_URI or artifacts/)"
-    p = sub.add_parser("train", help="fit the segmentation model on customer_features and store a new version")
-    p.add_argument("--target", help=target_help)
-    p.add_argument("--k", type=int, help="number of segments (default: chosen by the selection rule)")
-    p.add_argument("--seed", type=int, help="random seed (default 42)")
-    p.add_argument("--features", help="comma-separated clustering features (default: the configured list)")
-    p.add_argument("--artifacts", help=artifacts_help)
+    p = sub.add_parser(
+        "train",
+        parents=[target, artifacts, common["model"]],
+        help="fit the segmentation model on customer_features and store a new version",
+    )
     p.add_argument("--promote", action="store_true", help="pin the new version for scoring")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("promote", help="pin an existing model version for scoring")
+    p = sub.add_parser("promote", parents=[artifacts], help="pin an existing model version for scoring")
     p.add_argument("version")
-    p.add_argument("--artifacts", help=artifacts_help)
     p.set_defaults(func=cmd_promote)
 
-    p = sub.add_parser("models", help="list model versions and the pinned one")
-    p.add_argument("--artifacts", help=artifacts_help)
+    p = sub.add_parser("models", parents=[artifacts], help="list model versions and the pinned one")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("evaluate", help="measure how stable the Insiders membership is (seeds, 80%% samples)")
-    p.add_argument("--target", help=target_help)
-    p.add_argument("--k", type=int, help="number of segments (default: chosen by the selection rule)")
-    p.add_argument("--seed", type=int, help="base random seed (default 42)")
-    p.add_argument("--features", help="comma-separated clustering features")
+    p = sub.add_parser(
+        "evaluate",
+        parents=[target, common["model"]],
+        help="measure how stable the Insiders membership is (seeds, 80%% samples)",
+    )
     p.add_argument("--seeds", type=int, default=5, help="models trained with other seeds (default 5)")
     p.add_argument("--samples", type=int, default=5, help="models trained on 80%% samples (default 5)")
     p.set_defaults(func=cmd_evaluate)
 
-    out_of_range_help = (
-        "fail when more than this share of customers has a feature value far outside the model's training range "
-        "(docs/operations.md; default 0.01)"
+    p = sub.add_parser(
+        "score",
+        parents=[target, artifacts, common["out_of_range"], quiet],
+        help="apply the pinned model and publish customer_segments",
     )
-    p = sub.add_parser("score", help="apply the pinned model and publish customer_segments")
-    p.add_argument("--target", help=target_help)
-    p.add_argument("--artifacts", help=artifacts_help)
-    p.add_argument("--max-out-of-range-share", type=_share, default=0.01, metavar="SHARE", help=out_of_range_help)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("run", help="the scheduled job: load new files, build features, score, build the marts")
-    p.add_argument("--target", help=target_help)
+    p = sub.add_parser(
+        "run",
+        parents=[target, common["out_of_range"]],
+        help="the scheduled job: load new files, build features, score, build the marts",
+    )
     p.add_argument("--source", help="raw files to load first: a file, a folder or s3://bucket/prefix")
     p.add_argument(
         "--train-if-unpinned",
@@ -424,7 +465,6 @@ def build_parser() -> argparse.ArgumentParser:
         "builds and publishes in <schema>_backfill_<YYYYMMDD>, never in the live marts",
     )
     p.add_argument("--date-format", metavar="FORMAT", help=date_format_help)
-    p.add_argument("--max-out-of-range-share", type=_share, default=0.01, metavar="SHARE", help=out_of_range_help)
     p.add_argument(
         "--force",
         action="store_true",
@@ -444,22 +484,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    currency_help = "currency of the amounts, an ISO 4217 code (default: $INSIDERS_CURRENCY or GBP)"
-    p = sub.add_parser("answers", help="print the answers to the business questions (latest run)")
-    p.add_argument("--target", help=target_help)
-    p.add_argument("--currency", help=currency_help)
+    p = sub.add_parser(
+        "answers", parents=[target, common["currency"]], help="print the answers to the business questions"
+    )
     p.set_defaults(func=cmd_answers)
 
-    p = sub.add_parser("report", help="write a self-contained HTML report of the latest run")
-    p.add_argument("--target", help=target_help)
+    p = sub.add_parser(
+        "report", parents=[target, common["currency"]], help="write a self-contained HTML report of the latest run"
+    )
     p.add_argument("--out", default="report.html", help="output file (default report.html)")
     p.add_argument("--title", help="report title")
-    p.add_argument("--currency", help=currency_help)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("settings", help="list the INSIDERS_* environment variables with the values in effect")
+    p.set_defaults(func=cmd_settings)
 
     from insiders.value.cli import add_value_parser
 
-    add_value_parser(sub, target_help, artifacts_help)
+    add_value_parser(sub, common)
     return parser
 
 

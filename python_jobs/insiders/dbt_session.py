@@ -195,4 +195,3 @@ class DbtSession:
         """Any dbt command (``["run", "--select", …]``) on this session's target with its variables; raise naming
         what failed. Parses the project for itself unless :meth:`parse` has run."""
         self._invoke([*args[:1], *self.output_args(), *args[1:], *self.common_args()], f"dbt {' '.join(args)}")
-

@@ -23,7 +23,6 @@ import functools
 import gzip
 import hashlib
 import io
-import os
 import re
 import uuid
 import zlib
@@ -36,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from insiders import layouts, raw_schema
+from insiders import layouts, raw_schema, settings
 from insiders.errors import InputFileError, WarehouseError
 from insiders.warehouse import Warehouse
 
@@ -73,9 +72,9 @@ class DateWindow:
 
 
 def _window_bound(name: str, default: dt.datetime, day_only: bool) -> dt.datetime:
-    text = os.environ.get(name, "").strip()
-    if not text:
+    if not settings.is_set(name):
         return default
+    text = settings.text(name)
     try:
         if day_only:
             return dt.datetime.strptime(text, "%Y-%m-%d")

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from insiders import publish
+from insiders import publish, settings
 from insiders.dbt_session import SCHEDULED_EXCLUDE, DbtError, DbtSession
 from insiders.errors import EXIT_RUN_IN_PROGRESS, ConfigError, InsidersError, Terminated
 from insiders.warehouse import (
@@ -55,6 +55,7 @@ from insiders.warehouse import (
     load_target,
     project_dir,
     raw_schema,
+    target_in_schema,
     validate_identifier,
     validate_number,
 )
@@ -272,13 +273,13 @@ def dbt_build(selector: str, session: DbtSession, full_refresh: bool = False) ->
     In this process through ``session`` (one parse per run, see :mod:`insiders.dbt_session`), unless
     ``INSIDERS_DBT`` names a dbt executable: then as a child in a process group of its own, streaming its output.
     """
-    if not os.environ.get(DBT_ENV):
+    if not settings.is_set(DBT_ENV):
         try:
             return session.build(selector, full_refresh=full_refresh).describe()
         except DbtError as exc:
             raise PipelineStepError(str(exc)) from exc
     command = [
-        os.environ[DBT_ENV],
+        settings.text(DBT_ENV),
         "build",
         *session.output_args(),
         "--selector",
@@ -390,7 +391,7 @@ def run_inputs(target: Target, user_vars: str | None) -> dict[str, str]:
     """
     import hashlib
 
-    raw = os.environ.get("INSIDERS_RAW_SCHEMA", "raw")
+    raw = settings.text("INSIDERS_RAW_SCHEMA")
     loads = f"none in {raw}"
     with connect(target) as wh:
         if wh.relation_exists(raw, "load_log"):
@@ -433,7 +434,7 @@ def value_input() -> str:
     pin = read_pin(required=False, kind=VALUE)
     if pin is None:
         return "none pinned"
-    horizon = os.environ.get(HORIZON_ENV, "").strip() or "default"
+    horizon = settings.text(HORIZON_ENV) if settings.is_set(HORIZON_ENV) else "default"
     return f"{pin.version} sha256 {pin.sha256} horizon {horizon}"
 
 
@@ -559,7 +560,7 @@ def check_freshness(target: Target, log: Callable[[str], None]) -> str:
     warn, error = declared_freshness()
     if warn is None and error is None:
         return f"no freshness declared in {SOURCES_YAML}: not checked"
-    raw = os.environ.get("INSIDERS_RAW_SCHEMA", "raw")
+    raw = settings.text("INSIDERS_RAW_SCHEMA")
     with connect(target) as wh:
         rows = []
         if wh.relation_exists(raw, FRESHNESS_TABLE):
@@ -592,7 +593,6 @@ def check_freshness(target: Target, log: Callable[[str], None]) -> str:
 # ------------------------------------------------------------------------------------------------------------------
 BACKFILL_INFIX = "backfill"
 # The profile variable that sets the schema dbt builds in, per target type (see profiles.yml).
-_SCHEMA_ENV = {"duckdb": "INSIDERS_DUCKDB_SCHEMA", "postgres": "INSIDERS_PG_SCHEMA"}
 
 
 def backfill_day(user_vars: str | None):
@@ -632,28 +632,14 @@ def backfill_target(target: Target, user_vars: str | None, log: Callable[[str], 
     if day is None:
         yield None
         return
-    variable = _SCHEMA_ENV[target.type]
     schema = backfill_schema(target.schema, day)
-    previous = os.environ.get(variable)
-    os.environ[variable] = schema
-    try:
-        redirected = load_target(target.name)
-        if redirected.schema != schema:
-            raise PipelineStepError(
-                f"a back-fill builds in {schema}, but target '{target.name}' does not take its schema from "
-                f"${variable}; profiles.yml must set schema from it"
-            )
+    with target_in_schema(target, schema) as redirected:
         log(
             f"back-fill as of {day:%Y-%m-%d}: building, scoring and publishing in {schema} and "
             f"{schema}_{publish.LIVE_SUFFIX}; the live {target.schema}_{publish.LIVE_SUFFIX} and its history are "
             "not touched"
         )
         yield redirected
-    finally:
-        if previous is None:
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = previous
 
 
 def stop_when_nothing_new(

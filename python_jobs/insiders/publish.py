@@ -20,12 +20,12 @@ The published marts are granted to the BI reader role (``INSIDERS_BI_READER_ROLE
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
+from insiders import settings
 from insiders.errors import ConfigError, InsidersError, WarehouseError
-from insiders.warehouse import Warehouse, validate_identifier, validate_number
+from insiders.warehouse import Warehouse, validate_identifier
 
 LIVE_SUFFIX = "marts"
 BUILD_SUFFIX = "marts_build"
@@ -40,18 +40,7 @@ MAX_PAUSE_S = 30.0
 
 def bi_reader_role() -> str:
     """The role that Power BI reads with (same default as the dbt variable ``bi_reader_role``)."""
-    return os.environ.get(BI_READER_ROLE_ENV, "").strip() or DEFAULT_BI_READER_ROLE
-
-
-def _setting(name: str, default: float, minimum: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {text!r}") from exc
-    return validate_number(value, name, minimum=minimum)
+    return settings.text(BI_READER_ROLE_ENV)
 
 
 def reader_role_to_grant(wh: Warehouse, live_schema: str) -> str | None:
@@ -77,7 +66,7 @@ def reader_role_to_grant(wh: Warehouse, live_schema: str) -> str | None:
             [live_schema],
         )
     ]
-    configured = bool(os.environ.get(BI_READER_ROLE_ENV, "").strip())
+    configured = settings.is_set(BI_READER_ROLE_ENV)
     if not configured and not readers:
         return None
     source = f"{BI_READER_ROLE_ENV}" if configured else f"the default, {BI_READER_ROLE_ENV} being unset"
@@ -135,8 +124,8 @@ def publish_marts(
     if not tables:
         raise InsidersError(f"no marts were built in {build_schema}: nothing to publish")
     role = reader_role_to_grant(wh, live_schema)
-    lock_timeout = _setting(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT_S, minimum=0.001)
-    attempts = int(_setting(ATTEMPTS_ENV, DEFAULT_ATTEMPTS, minimum=1))
+    lock_timeout = settings.number(LOCK_TIMEOUT_ENV, minimum=0.001)
+    attempts = settings.whole(ATTEMPTS_ENV, minimum=1)
     live = wh.ident(live_schema, what="marts schema name")
     for attempt in range(1, attempts + 1):
         try:

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from insiders import settings
 from insiders.artifacts import (
     ArtifactError,
     ArtifactNotFoundError,
@@ -47,6 +48,7 @@ def _joblib():
     import joblib
 
     return joblib
+
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -119,7 +121,7 @@ class Pin:
 
 def pin_file() -> Path:
     """Where the pin lives: ``INSIDERS_PIN_FILE`` or ``pinned_model.yml`` in the project."""
-    env = os.environ.get("INSIDERS_PIN_FILE")
+    env = settings.text("INSIDERS_PIN_FILE")
     return Path(env) if env else project_dir() / "pinned_model.yml"
 
 
@@ -153,16 +155,14 @@ def read_pin(required: bool = True, kind: str = SEGMENTATION) -> Pin | None:
                 f"{path}: '{entry}:' must be a mapping with version, sha256 and manifest_sha256, "
                 f"got {type(data).__name__} {data!r}; write it with `insiders promote VERSION`"
             )
-    env_version = os.environ.get(version_env)
+    env_version = settings.text(version_env)
     version = env_version or _pin_text(data.get("version"), "version", path)
-    sha256 = os.environ.get(sha256_env) or _pin_text(data.get("sha256"), "sha256", path)
+    sha256 = settings.text(sha256_env) or _pin_text(data.get("sha256"), "sha256", path)
     # The file's manifest digest belongs to the file's version: a version from the environment needs its own.
     if env_version:
-        manifest_sha256 = os.environ.get(manifest_env) or None
+        manifest_sha256 = settings.text(manifest_env) or None
     else:
-        manifest_sha256 = os.environ.get(manifest_env) or _pin_text(
-            data.get("manifest_sha256"), "manifest_sha256", path
-        )
+        manifest_sha256 = settings.text(manifest_env) or _pin_text(data.get("manifest_sha256"), "manifest_sha256", path)
     if not version or not sha256:
         if required:
             command = "insiders train --promote" if kind == SEGMENTATION else f"insiders {kind} train --promote"
@@ -467,7 +467,7 @@ def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None, kind
     """
     pin = pin or read_pin(kind=kind)
     assert pin is not None
-    store = store or open_store(os.environ.get("INSIDERS_ARTIFACT_URI") or pin.artifact_uri)
+    store = store or open_store(settings.text("INSIDERS_ARTIFACT_URI") or pin.artifact_uri)
     raw = read_manifest_bytes(store, pin.version, kind)
     if not pin.manifest_sha256:
         raise ArtifactError(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import yaml
 
+from insiders import settings
 from insiders.errors import ConfigError, WarehouseError
 
 if TYPE_CHECKING:  # pandas and pyarrow load on first use: a run with nothing new never needs them
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # pandas and pyarrow load on first use: a run with nothing ne
 PROFILE_NAME = "insiders"
 _MISSING = object()
 RAW_SCHEMA_ENV = "INSIDERS_RAW_SCHEMA"
+#: the variable that profiles.yml reads each adapter's schema from
+SCHEMA_ENV = {"duckdb": "INSIDERS_DUCKDB_SCHEMA", "postgres": "INSIDERS_PG_SCHEMA"}
 DEFAULT_RAW_SCHEMA = "raw"
 
 # The only names that may reach SQL: lower-case letters, digits and underscores, starting with a letter or an
@@ -78,7 +81,7 @@ def quote_identifier(name: object, what: str = "identifier") -> str:
 
 def raw_schema() -> str:
     """The raw schema: ``INSIDERS_RAW_SCHEMA`` or ``raw``, validated as an identifier."""
-    value = os.environ.get(RAW_SCHEMA_ENV, "").strip() or DEFAULT_RAW_SCHEMA
+    value = settings.text(RAW_SCHEMA_ENV)
     return validate_identifier(value, f"the raw schema name ({RAW_SCHEMA_ENV})")
 
 
@@ -93,7 +96,7 @@ def validate_number(value: object, what: str, minimum: float | None = None) -> f
 
 def project_dir() -> Path:
     """The dbt project directory: ``INSIDERS_PROJECT_DIR`` or the checkout this package lives in."""
-    env = os.environ.get("INSIDERS_PROJECT_DIR")
+    env = settings.text("INSIDERS_PROJECT_DIR")
     if env:
         return Path(env).resolve()
     here = Path(__file__).resolve()
@@ -216,14 +219,32 @@ def load_target(name: str | None = None) -> Target:
     outputs = profile["outputs"]
     if name not in outputs:
         raise ConfigError(f"unknown target '{name}': profiles.yml defines {', '.join(sorted(outputs))}")
-    settings = _render(outputs[name], env)
-    kind = settings.get("type")
-    if kind not in {"duckdb", "postgres"}:
+    config = _render(outputs[name], env)
+    kind = config.get("type")
+    if kind not in SCHEMA_ENV:
         raise ConfigError(f"target '{name}' has type {kind!r}; insiders supports duckdb and postgres")
-    target = Target(name=name, type=kind, settings=settings)
-    source = "INSIDERS_DUCKDB_SCHEMA" if kind == "duckdb" else "INSIDERS_PG_SCHEMA"
-    validate_identifier(target.schema, f"the schema of target '{name}' (profiles.yml, usually ${source})")
+    target = Target(name=name, type=kind, settings=config)
+    validate_identifier(target.schema, f"the schema of target '{name}' (profiles.yml, usually ${SCHEMA_ENV[kind]})")
     return target
+
+
+@contextlib.contextmanager
+def target_in_schema(target: Target, schema: str) -> Iterator[Target]:
+    """``target`` with its schema set to ``schema``, for this process and the dbt it runs, until the block ends.
+
+    The profile's schema variable (``INSIDERS_DUCKDB_SCHEMA`` or ``INSIDERS_PG_SCHEMA``) is set for the block, so
+    dbt in this process and any child sees the same schema; a profile that does not read it is refused.
+    """
+    variable = SCHEMA_ENV[target.type]
+    schema = validate_identifier(schema, f"schema {schema!r}")
+    with settings.overridden(variable, schema):
+        redirected = load_target(target.name)
+        if redirected.schema != schema:
+            raise ConfigError(
+                f"target '{target.name}' does not take its schema from ${variable}; profiles.yml must set schema "
+                "from it"
+            )
+        yield redirected
 
 
 class Warehouse:

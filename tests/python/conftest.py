@@ -104,7 +104,7 @@ def duckdb_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-@pytest.fixture(params=["local", "postgres"])
+@pytest.fixture(params=["local", pytest.param("postgres", marks=pytest.mark.postgres)])
 def target(request: pytest.FixtureRequest) -> Target:
     """Each test using this runs once on DuckDB and once on PostgreSQL, each on its own empty warehouse."""
     if request.param == "postgres":

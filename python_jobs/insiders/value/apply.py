@@ -123,20 +123,11 @@ def score_value(
     )
 
 
-
-
 def run_horizon() -> int:
     """The horizon of the scheduled run: ``INSIDERS_VALUE_HORIZON_DAYS``, else 90 days."""
-    import os
+    from insiders import settings
 
-    text = os.environ.get(HORIZON_ENV, "").strip()
-    if not text:
-        return DEFAULT_HORIZON_DAYS
-    try:
-        value = int(text)
-    except ValueError:
-        raise InsidersError(f"{HORIZON_ENV} must be a whole number of days, got {text!r}") from None
-    return int(check_horizon(value))
+    return int(check_horizon(settings.whole(HORIZON_ENV)))
 
 
 def value_step_enabled() -> bool:

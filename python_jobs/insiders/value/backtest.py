@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -25,7 +24,7 @@ import pandas as pd
 from insiders.dbt_session import DbtSession
 from insiders.errors import InsidersError
 from insiders.value.model import DEFAULT_SEED, FitResult, check_horizon, fit
-from insiders.warehouse import Target, connect, load_target, validate_identifier
+from insiders.warehouse import Target, connect, load_target, target_in_schema, validate_identifier
 
 SCRATCH_SUFFIX = "value_backtest"
 METHODS = ("model", "last_horizon", "segment_mean")
@@ -185,28 +184,13 @@ def plot_svg(result: BacktestResult) -> str:
 @contextlib.contextmanager
 def scratch_target(target: Target) -> Iterator[Target]:
     """Point this process (and dbt in it) at ``<schema>_value_backtest``; drop it afterwards."""
-    from insiders.pipeline import _SCHEMA_ENV
-
-    variable = _SCHEMA_ENV[target.type]
     schema = validate_identifier(f"{target.schema}_{SCRATCH_SUFFIX}", "backtest schema")
-    previous = os.environ.get(variable)
-    os.environ[variable] = schema
-    scratch: Target | None = None
-    try:
-        scratch = load_target(target.name)
-        if scratch.schema != schema:
-            raise InsidersError(f"target '{target.name}' does not take its schema from ${variable}")
-        yield scratch
-    finally:
+    with target_in_schema(target, schema) as scratch:
         try:
-            if scratch is not None and scratch.schema == schema:
-                with connect(scratch) as wh:
-                    wh.execute(f"drop schema if exists {schema} cascade")
+            yield scratch
         finally:
-            if previous is None:
-                os.environ.pop(variable, None)
-            else:
-                os.environ[variable] = previous
+            with connect(scratch) as wh:
+                wh.execute(f"drop schema if exists {schema} cascade")
 
 
 def _segments(features: pd.DataFrame, notice: Callable[[str], None]) -> tuple[pd.Series, str]:

@@ -129,7 +129,7 @@ def cmd_value_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_value_parser(sub: argparse._SubParsersAction, target_help: str, artifacts_help: str) -> None:
+def add_value_parser(sub: argparse._SubParsersAction, common: dict[str, argparse.ArgumentParser]) -> None:
     """The ``value`` subcommand and its own subcommands."""
     value = sub.add_parser("value", help="predicted customer value: BG/NBD + Gamma-Gamma (needs the [value] group)")
     vsub = value.add_subparsers(dest="value_command", required=True, metavar="VALUE_COMMAND")
@@ -138,9 +138,10 @@ def add_value_parser(sub: argparse._SubParsersAction, target_help: str, artifact
         p.add_argument("--method", choices=FIT_METHODS, default="map", help="map (default) or full sampling")
         p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed of the sampler")
 
-    p = vsub.add_parser("train", help="fit on customer_value_inputs and store a new version")
-    p.add_argument("--target", help=target_help)
-    p.add_argument("--artifacts", help=artifacts_help)
+    target, artifacts = common["target"], common["artifacts"]
+    p = vsub.add_parser(
+        "train", parents=[target, artifacts], help="fit on customer_value_inputs and store a new version"
+    )
     p.add_argument("--promote", action="store_true", help="pin the new version for `insiders run`")
     fit_options(p)
     p.add_argument("--draws", type=int, default=1000, help="draws per chain (--method sample)")
@@ -148,23 +149,22 @@ def add_value_parser(sub: argparse._SubParsersAction, target_help: str, artifact
     p.add_argument("--chains", type=int, default=2, help="chains (--method sample)")
     p.set_defaults(func=cmd_value_train)
 
-    p = vsub.add_parser("promote", help="pin an existing value model version")
+    p = vsub.add_parser("promote", parents=[artifacts], help="pin an existing value model version")
     p.add_argument("version")
-    p.add_argument("--artifacts", help=artifacts_help)
     p.set_defaults(func=cmd_value_promote)
 
-    p = vsub.add_parser("models", help="list value model versions and the pinned one")
-    p.add_argument("--artifacts", help=artifacts_help)
+    p = vsub.add_parser("models", parents=[artifacts], help="list value model versions and the pinned one")
     p.set_defaults(func=cmd_value_models)
 
-    p = vsub.add_parser("score", help="apply the pinned value model and publish customer_value")
-    p.add_argument("--target", help=target_help)
-    p.add_argument("--artifacts", help=artifacts_help)
+    p = vsub.add_parser(
+        "score", parents=[target, artifacts], help="apply the pinned value model and publish customer_value"
+    )
     p.add_argument("--horizon-days", type=_days, default=DEFAULT_HORIZON_DAYS, help="prediction horizon (90)")
     p.set_defaults(func=cmd_value_score)
 
-    p = vsub.add_parser("backtest", help="fit up to a cut-off day and compare the next horizon with what happened")
-    p.add_argument("--target", help=target_help)
+    p = vsub.add_parser(
+        "backtest", parents=[target], help="fit up to a cut-off day and compare the next horizon with what happened"
+    )
     p.add_argument("--cutoff-days", type=_days, default=90, help="cut-off: this many days before the last day (90)")
     p.add_argument("--horizon-days", type=_days, help="horizon to predict (default: --cutoff-days)")
     p.add_argument("--plot", help="write the per-segment comparison as SVG to this file")
