@@ -356,7 +356,7 @@ class S3Store(ArtifactStore):
         """Keys of the current objects starting with ``prefix``, relative to the store prefix, sorted."""
         prefix = _check_prefix(prefix)
         root = f"{self.prefix}/" if self.prefix else ""
-        keys = []
+        keys: builtins.list[str] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=root + prefix)
             for page in pages:
@@ -531,5 +531,5 @@ def open_store(uri: str | None = None) -> ArtifactStore:
         return LocalStore(Path(path))
     if scheme:
         raise bad(f"unsupported scheme '{scheme}://'")
-    path = Path(text).expanduser()
-    return LocalStore(path if path.is_absolute() else project_dir() / path)
+    folder = Path(text).expanduser()
+    return LocalStore(folder if folder.is_absolute() else project_dir() / folder)

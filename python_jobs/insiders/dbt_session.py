@@ -31,9 +31,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from insiders.errors import InsidersError, Terminated
 from insiders.warehouse import Target, profiles_dir, project_dir
+
+if TYPE_CHECKING:  # dbt is imported when a command runs: a run with nothing new never loads it
+    from dbt.cli.main import dbtRunnerResult
 
 #: Left out of scheduled builds: fixed-input tests of the SQL logic (make test and CI run them).
 SCHEDULED_EXCLUDE = ("--exclude-resource-type", "unit_test")
@@ -126,7 +130,7 @@ class DbtSession:
         self.dbt_vars = dbt_vars
         self.log = log
         self.verbose = verbose
-        self._manifest: object | None = None
+        self._manifest: Any = None  # dbt's Manifest once parsed
 
     def output_args(self) -> list[str]:
         """``--quiet`` unless verbose: dbt then prints only failures (its log file keeps every line)."""
@@ -144,7 +148,7 @@ class DbtSession:
         ]
         return [*args, "--vars", self.dbt_vars] if self.dbt_vars else args
 
-    def _invoke(self, args: list[str], what: str) -> object:
+    def _invoke(self, args: list[str], what: str) -> dbtRunnerResult:
         try:
             from dbt.cli.main import dbtRunner
         except ImportError as exc:  # pragma: no cover - dbt-core is a dependency
@@ -176,9 +180,14 @@ class DbtSession:
 
     def parse(self) -> None:
         """Parse the project (partially, when dbt's saved state allows) and keep the manifest for the builds."""
+        from dbt.contracts.graph.manifest import Manifest
+
         started = time.perf_counter()
         outcome = self._invoke(["parse", "--quiet", "--no-write-json", *self.common_args()], "dbt parse")
-        self._manifest = outcome.result
+        manifest = outcome.result
+        if not isinstance(manifest, Manifest):
+            raise DbtError(f"dbt parse returned no manifest but {type(manifest).__name__}")
+        self._manifest = manifest
         self.log(f"    dbt parsed the project in {time.perf_counter() - started:.1f} s (once for this run)")
 
     def build(self, selector: str, full_refresh: bool = False) -> BuildSummary:

@@ -54,6 +54,21 @@ class ServiceUnavailableError(InsidersError):
     exit_code = EXIT_SERVICE_ERROR
 
 
+class PipelineStepError(InsidersError):
+    """A step of ``insiders run`` failed; the exit status is the cause's (a user error, a service error, …)."""
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class RunInProgressError(InsidersError):
+    """Another ``insiders run`` holds the lock."""
+
+    exit_code = EXIT_RUN_IN_PROGRESS
+
+
 class Terminated(BaseException):
     """The process received SIGTERM (a scheduler's timeout, a shutdown).
 

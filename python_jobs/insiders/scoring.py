@@ -33,67 +33,26 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from insiders import tables
 from insiders.errors import InsidersError
 from insiders.registry import LoadedModel
+from insiders.tables import RUN_KINDS, type_family
 from insiders.warehouse import Warehouse
 
-FEATURES_TABLE = "customer_features"
-SEGMENTS_TABLE = "customer_segments"
-HISTORY_TABLE = "customer_segment_history"
+FEATURES_TABLE = tables.FEATURES_TABLE
+SEGMENTS_TABLE = tables.CUSTOMER_SEGMENTS.name
+HISTORY_TABLE = tables.CUSTOMER_SEGMENT_HISTORY.name
 CHUNK_ROWS = 100_000
 #: the share of customers with a feature value far outside the training range above which scoring fails
 DEFAULT_MAX_OUT_OF_RANGE_SHARE = 0.01
 # Serialises scoring runs on PostgreSQL.
 SCORE_LOCK_KEY = 0x1A5D_E251
 
-RUN_KINDS = ("live", "backfill")
-SEGMENT_COLUMNS = (
-    "customer_id",
-    "cluster_id",
-    "segment_rank",
-    "segment_name",
-    "is_insider",
-    "model_version",
-    "run_id",
-    "scored_at",
-)
+SEGMENT_COLUMNS = tables.CUSTOMER_SEGMENTS.column_names
 
 
 class FeatureValidationError(InsidersError):
     """customer_features does not match what the model was trained on."""
-
-
-def segments_ddl(schema: str, table: str) -> str:
-    """DDL of the published segments table and of its history (same columns)."""
-    return f"""
-        create table if not exists {schema}.{table} (
-            customer_id bigint not null,
-            cluster_id integer not null,
-            segment_rank integer not null,
-            segment_name varchar not null,
-            is_insider boolean not null,
-            model_version varchar not null,
-            run_id varchar(36) not null,
-            scored_at timestamp not null
-        )"""
-
-
-def type_family(data_type: str) -> str:
-    """Coarse type of a warehouse column, for comparing a table with the model's manifest."""
-    t = data_type.lower()
-    if any(k in t for k in ("int", "serial")):
-        return "integer"
-    if any(k in t for k in ("numeric", "decimal", "double", "real", "float")):
-        return "number"
-    if any(k in t for k in ("char", "text", "string")):
-        return "text"
-    if "timestamp" in t:
-        return "timestamp"
-    if "date" in t:
-        return "date"
-    if "bool" in t:
-        return "boolean"
-    return t
 
 
 def check_schema(columns: dict[str, str], manifest: dict[str, Any]) -> list[str]:
@@ -306,37 +265,23 @@ def score(
     counts: dict[str, int] = {}
     scored = 0
     target = f"{schema}.{SEGMENTS_TABLE}"
+    arrow_schema = tables.CUSTOMER_SEGMENTS.arrow_schema()
     with wh.transaction():
         if not wh.advisory_lock(SCORE_LOCK_KEY):
             raise InsidersError("another scoring run is writing customer_segments; try again when it ends")
-        wh.execute(segments_ddl(schema, SEGMENTS_TABLE))
-        wh.execute(segments_ddl(schema, HISTORY_TABLE))
-        # The value predictions' table, empty until a value model is applied: the marts left-join it.
-        from insiders.value.apply import value_ddl
-
-        wh.execute(value_ddl(schema))
-        # Added after the first release: histories written before have no run_kind (their rows are live runs).
-        wh.execute(f"alter table {schema}.{HISTORY_TABLE} add column if not exists run_kind varchar")
+        # The value predictions' table too, empty until a value model is applied: the marts left-join it.
+        for contract in (tables.CUSTOMER_SEGMENTS, tables.CUSTOMER_SEGMENT_HISTORY, tables.CUSTOMER_VALUE):
+            wh.execute(contract.ddl(schema))
+        # Histories written before run_kind existed lack it (their rows are live runs).
+        for column in tables.CUSTOMER_SEGMENT_HISTORY.added_columns():
+            wh.execute(f"alter table {schema}.{HISTORY_TABLE} add column if not exists {column.name} {column.sql}")
         # Inside the transaction: readers keep seeing the previous rows until the commit.
         wh.execute(f"delete from {target}")
         # Pass 2: score and write chunk by chunk.
         for frame in wh.iter_frames(sql, chunk_rows):
             out = loaded.model.predict(frame)
             out = out.assign(model_version=version, run_id=run_id, scored_at=scored_at)
-            table = pa.Table.from_pandas(out[list(SEGMENT_COLUMNS)], preserve_index=False).cast(
-                pa.schema(
-                    [
-                        ("customer_id", pa.int64()),
-                        ("cluster_id", pa.int32()),
-                        ("segment_rank", pa.int32()),
-                        ("segment_name", pa.string()),
-                        ("is_insider", pa.bool_()),
-                        ("model_version", pa.string()),
-                        ("run_id", pa.string()),
-                        ("scored_at", pa.timestamp("s")),
-                    ]
-                )
-            )
+            table = pa.Table.from_pandas(out[list(SEGMENT_COLUMNS)], preserve_index=False).cast(arrow_schema)
             wh.append_arrow(target, table)
             for name, n in out["segment_name"].value_counts().items():
                 counts[str(name)] = counts.get(str(name), 0) + int(n)

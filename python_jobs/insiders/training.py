@@ -32,7 +32,7 @@ from insiders.registry import (
     stored_model,
     write_pin,
 )
-from insiders.scoring import FEATURES_TABLE, type_family
+from insiders.tables import FEATURES_TABLE, type_family
 from insiders.warehouse import Warehouse
 
 

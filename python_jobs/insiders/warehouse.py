@@ -488,8 +488,9 @@ def connect(target: Target | str | None = None) -> Warehouse:
         path = target.duckdb_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         options = target.duckdb_settings()
+        config: dict[str, str | bool | int | float | list[str]] = dict(options)
         try:
-            conn = duckdb.connect(str(path), config=options)
+            duck = duckdb.connect(str(path), config=config)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise WarehouseError(
@@ -502,7 +503,7 @@ def connect(target: Target | str | None = None) -> Warehouse:
             if bad is not None:
                 raise bad from exc
             raise WarehouseError(f"cannot open the DuckDB file {path}: {exc}") from exc
-        return Warehouse(target, conn)
+        return Warehouse(target, duck)
 
     import psycopg2
 

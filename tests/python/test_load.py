@@ -453,11 +453,17 @@ def test_a_csv_and_an_excel_copy_of_the_same_data_load_once(target: Target, tmp_
 
 
 def test_a_load_log_created_before_skipped_lines_were_counted_gains_the_column(target: Target, tmp_path: Path) -> None:
-    from insiders import raw_schema
+    from dataclasses import replace
 
+    from insiders import tables
+
+    first_release = replace(tables.LOAD_LOG, columns=tables.LOAD_LOG.columns[:-1])
+    assert tables.LOAD_LOG.columns[-1].name == "lines_skipped"
     with connect(target) as wh, wh.transaction():
-        for statement in raw_schema.ddl("raw"):
-            wh.execute(statement.replace(",\n            lines_skipped bigint not null default 0", ""))
+        for statement in tables.raw_ddl("raw"):
+            wh.execute(statement)
+        wh.execute("drop table raw.load_log")
+        wh.execute(first_release.ddl("raw"))
         wh.execute(
             "insert into raw.load_log values ('old', 'old.csv', 'x', 'online_retail', 1, 1, 0, timestamp '2011-01-01')"
         )
@@ -492,7 +498,8 @@ def test_unreadable_file_is_one_error_line(
     tmp_path: Path, duckdb_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Permissions cannot be taken away from root, so the refusal to open is injected."""
-    from insiders import cli, loader
+    from insiders import cli
+    from insiders.loader import inspection
 
     path = write_csv(tmp_path / "locked.csv", KAGGLE_LINES)
     real_open = open
@@ -502,7 +509,7 @@ def test_unreadable_file_is_one_error_line(
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(loader, "open", refusing_open, raising=False)
+    monkeypatch.setattr(inspection, "open", refusing_open, raising=False)
     assert cli.main(["load", str(path), "--target", "local"]) == 4
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"error: {path}: cannot read the file (Permission denied)"]

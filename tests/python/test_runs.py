@@ -168,14 +168,15 @@ def test_a_backfill_publishes_in_its_own_schema_and_never_touches_the_live_marts
 def test_backfill_day_and_schema_are_read_from_the_vars() -> None:
     import datetime as dt
 
-    from insiders.pipeline import PipelineStepError, backfill_day, backfill_schema
+    from insiders.errors import ConfigError
+    from insiders.pipeline import backfill_day, backfill_schema
 
     assert backfill_day(None) is None and backfill_day("{}") is None
     assert backfill_day("{as_of_date: null}") is None and backfill_day("{min_unit_price: 0.1}") is None
     assert backfill_day("{as_of_date: 2011-06-30}") == dt.date(2011, 6, 30)
     assert backfill_day("{as_of_date: '2011-06-30'}") == dt.date(2011, 6, 30)
     assert backfill_schema("analytics", dt.date(2011, 6, 30)) == "analytics_backfill_20110630"
-    with pytest.raises(PipelineStepError, match="YYYY-MM-DD"):
+    with pytest.raises(ConfigError, match="YYYY-MM-DD"):
         backfill_day("{as_of_date: 2011-6-31}")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
+from insiders import tables
 from insiders.errors import InsidersError
 from insiders.registry import LoadedModel
 from insiders.value import HORIZON_ENV
@@ -23,39 +24,10 @@ from insiders.value.model import DEFAULT_HORIZON_DAYS, check_horizon
 from insiders.value.training import read_inputs
 from insiders.warehouse import Warehouse
 
-VALUE_TABLE = "customer_value"
-VALUE_COLUMNS = (
-    "customer_id",
-    "as_of_date",
-    "horizon_days",
-    "expected_purchases",
-    "expected_spend",
-    "expected_revenue",
-    "p_alive",
-    "model_version",
-    "run_id",
-    "scored_at",
-)
+VALUE_TABLE = tables.CUSTOMER_VALUE.name
+VALUE_COLUMNS = tables.CUSTOMER_VALUE.column_names
 # Serialises value runs on PostgreSQL (the segment scoring uses its own key).
 VALUE_LOCK_KEY = 0x1A5D_E252
-
-
-def value_ddl(schema: str) -> str:
-    """The published customer_value table. Created empty by segment scoring too, so that the marts that left-join
-    it build in a warehouse where no value model ever ran."""
-    return f"""
-        create table if not exists {schema}.{VALUE_TABLE} (
-            customer_id bigint not null,
-            as_of_date date not null,
-            horizon_days integer not null,
-            expected_purchases double precision not null,
-            expected_spend double precision not null,
-            expected_revenue double precision not null,
-            p_alive double precision not null,
-            model_version varchar not null,
-            run_id varchar(36) not null,
-            scored_at timestamp not null
-        )"""
 
 
 @dataclass(frozen=True)
@@ -91,26 +63,13 @@ def score_value(
         as_of_date=as_of, horizon_days=int(horizon), model_version=version, run_id=run_id, scored_at=scored_at
     )
     table = pa.Table.from_pandas(out[list(VALUE_COLUMNS)], preserve_index=False).cast(
-        pa.schema(
-            [
-                ("customer_id", pa.int64()),
-                ("as_of_date", pa.date32()),
-                ("horizon_days", pa.int32()),
-                ("expected_purchases", pa.float64()),
-                ("expected_spend", pa.float64()),
-                ("expected_revenue", pa.float64()),
-                ("p_alive", pa.float64()),
-                ("model_version", pa.string()),
-                ("run_id", pa.string()),
-                ("scored_at", pa.timestamp("s")),
-            ]
-        )
+        tables.CUSTOMER_VALUE.arrow_schema()
     )
     target = f"{schema}.{VALUE_TABLE}"
     with wh.transaction():
         if not wh.advisory_lock(VALUE_LOCK_KEY):
             raise InsidersError("another value run is writing customer_value; try again when it ends")
-        wh.execute(value_ddl(schema))
+        wh.execute(tables.CUSTOMER_VALUE.ddl(schema))
         wh.execute(f"delete from {target}")
         wh.append_arrow(target, table)
     return ValueScoreResult(

@@ -141,7 +141,8 @@ class ValueModel:
             raise ValueInputError(f"Gamma-Gamma q={self.q:.4g} <= 1: expected spend is infinite; refit")
 
     def _arrays(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return tuple(frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "t"))  # type: ignore[return-value]
+        frequency, recency, age = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "t"))
+        return frequency, recency, age
 
     def p_alive(self, frame: pd.DataFrame) -> np.ndarray:
         """P(the customer is still active) on the reference day; 1 for a customer without a repeat purchase."""
@@ -282,7 +283,7 @@ def fit(
             bg.fit(method="map", progressbar=False)
             gg.fit(method="map", progressbar=False)
         else:
-            options = {"draws": draws, "tune": tune, "chains": chains, "cores": 1, "progressbar": False}
+            options: dict[str, Any] = {"draws": draws, "tune": tune, "chains": chains, "cores": 1, "progressbar": False}
             bg.fit(method="mcmc", random_seed=seed, **options)
             gg.fit(method="mcmc", random_seed=seed + 1, **options)
     seconds = time.perf_counter() - started
@@ -338,7 +339,7 @@ def _sampling_diagnostics(bg: Any, gg: Any) -> dict[str, Any]:
     for label, fitted, names in (("bg_nbd", bg, ["r", "alpha", "a", "b"]), ("gamma_gamma", gg, ["p", "q", "v"])):
         summary = az.summary(fitted.idata, var_names=names)
         for name in names:
-            row = summary.loc[name]
+            row = summary.loc[name]  # type: ignore[index]  # an arviz summary is a DataFrame indexed by name
             out[f"{label}.{name}"] = {
                 "mean": float(row["mean"]),
                 "sd": float(row["sd"]),

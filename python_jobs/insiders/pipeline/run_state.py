@@ -1,0 +1,245 @@
+"""What a published run was made from (so that a run with nothing new does nothing), and source freshness."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from insiders import publish, settings, tables
+from insiders.errors import InsidersError, PipelineStepError
+from insiders.pipeline.run_vars import RunVars
+from insiders.warehouse import (
+    Target,
+    connect,
+    project_dir,
+)
+
+# ------------------------------------------------------------------------------------------------------------------
+# Run state: what a published run was computed from, so that a run with nothing new does nothing
+# ------------------------------------------------------------------------------------------------------------------
+RUN_STATE_TABLE = tables.RUN_STATE.name
+# What the published answer depends on besides the data and the model: the dbt project and the package's code.
+_CODE_FOLDERS = ("models", "macros", "seeds")
+_CODE_FILES = ("dbt_project.yml", "selectors.yml")
+
+
+def _code_digest() -> str:
+    """sha256 over the dbt project's models, macros, seeds and configuration, and the package's Python code."""
+    import hashlib
+
+    root = project_dir()
+    package = Path(__file__).resolve().parent
+    paths = [root / name for name in _CODE_FILES]
+    for folder in _CODE_FOLDERS:
+        paths.extend(sorted(p for p in (root / folder).rglob("*") if p.is_file()))
+    paths.extend(sorted(package.glob("*.py")))
+    digest = hashlib.sha256()
+    for path in paths:
+        if path.is_file():
+            name = str(path.relative_to(package.parent) if path.is_relative_to(package) else path.relative_to(root))
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def run_inputs(target: Target, run_vars: RunVars) -> dict[str, str]:
+    """What a run's published answer is computed from, as short comparable strings.
+
+    ``loads``: how many files the load log holds, a digest of their sha256s (a file loaded or removed changes it)
+    and the newest load; ``vars``: the ``--vars`` (the as-of day among them); ``model``: the pinned version and
+    its sha256; ``code``: a digest of the dbt project and the package; ``schema``: where it is published;
+    ``reader``: the BI reader role publish grants to (another role needs a new publish, and its check).
+    """
+    import hashlib
+
+    raw = settings.text("INSIDERS_RAW_SCHEMA")
+    loads = f"none in {raw}"
+    with connect(target) as wh:
+        if wh.relation_exists(raw, "load_log"):
+            rows = wh.query(f"select file_sha256, load_id, loaded_at from {raw}.load_log order by loaded_at, load_id")
+            if rows:
+                digest = hashlib.sha256("\n".join(sorted(str(r[0]) for r in rows)).encode()).hexdigest()
+                _, newest_id, newest_at = rows[-1]
+                loads = (
+                    f"{len(rows)} file(s) in {raw}, digest {digest[:16]}, newest load {newest_id} at "
+                    f"{newest_at:%Y-%m-%d %H:%M:%S}"
+                )
+    return {
+        "loads": loads,
+        "vars": run_vars.canonical(),
+        "model": model_input(),
+        "value": value_input(),
+        "code": _code_digest()[:16],
+        "schema": target.schema,
+        "reader": publish.bi_reader_role(),
+    }
+
+
+def model_input() -> str:
+    """The pinned model as compared between runs: its version and sha256 (and the manifest's, when pinned)."""
+    from insiders.registry import read_pin
+
+    pin = read_pin(required=False)
+    if pin is None:
+        return "none pinned"
+    model = f"{pin.version} sha256 {pin.sha256}"
+    manifest_digest = getattr(pin, "manifest_sha256", None)
+    return f"{model} manifest {manifest_digest}" if manifest_digest else model
+
+
+def value_input() -> str:
+    """The pinned customer-value model and the run's horizon, as compared between runs (``none pinned``)."""
+    from insiders.registry import VALUE, read_pin
+    from insiders.value import HORIZON_ENV
+
+    pin = read_pin(required=False, kind=VALUE)
+    if pin is None:
+        return "none pinned"
+    horizon = settings.text(HORIZON_ENV) if settings.is_set(HORIZON_ENV) else "default"
+    return f"{pin.version} sha256 {pin.sha256} horizon {horizon}"
+
+
+def previous_run_inputs(target: Target) -> tuple[str, str, dict[str, str]] | None:
+    """The run id, publish time and inputs of the last published run in this schema, if any."""
+    import json
+
+    with connect(target) as wh:
+        if not wh.relation_exists(target.schema, RUN_STATE_TABLE):
+            return None
+        rows = wh.query(
+            f"select run_id, published_at, inputs from {target.schema}.{RUN_STATE_TABLE} "
+            "order by published_at desc, run_id desc limit 1"
+        )
+    if not rows:
+        return None
+    run_id, published_at, inputs = rows[0]
+    try:
+        parsed = json.loads(inputs)
+    except ValueError:
+        return None
+    return str(run_id), f"{published_at:%Y-%m-%d %H:%M:%S}", parsed if isinstance(parsed, dict) else {}
+
+
+def record_run_inputs(target: Target, run_id: str, inputs: dict[str, str]) -> None:
+    """Append the inputs of a published run to the run state (right after the publish committed).
+
+    A kill between the publish and this row only makes the next run do its work again, never skip it.
+    """
+    import json
+
+    with connect(target) as wh, wh.transaction():
+        wh.execute(tables.RUN_STATE.ddl(target.schema))
+        wh.execute(
+            f"insert into {target.schema}.{RUN_STATE_TABLE} (run_id, published_at, inputs) values (%s, %s, %s)",
+            [run_id, _utc_now(), json.dumps(inputs, sort_keys=True)],
+        )
+
+
+def _utc_now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def check_nothing_new(target: Target, inputs: dict[str, str]) -> tuple[bool, str]:
+    """Whether the last published run of this schema had exactly these inputs, and what was compared."""
+    previous = previous_run_inputs(target)
+    if previous is None:
+        return False, "no published run recorded in this schema: running"
+    run_id, published_at, before = previous
+    changed = [name for name in inputs if before.get(name) != inputs[name]]
+    if changed:
+        detail = "; ".join(f"{name}: {before.get(name, '-')} -> {inputs[name]}" for name in changed)
+        return False, f"changed since run {run_id}: {detail}"
+    with connect(target) as wh:
+        if not wh.relation_exists(f"{target.schema}_{publish.LIVE_SUFFIX}", "insiders_summary"):
+            return False, f"same inputs as run {run_id}, but the live marts are missing: running"
+    compared = "; ".join(f"{name}: {value}" for name, value in inputs.items())
+    return True, (
+        f"nothing new since run {run_id} (published {published_at} UTC), compared {compared}. No scoring, no "
+        "publishing (--force runs anyway)"
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Freshness: the age of the newest load against the thresholds declared in the sources YAML
+# ------------------------------------------------------------------------------------------------------------------
+SOURCES_YAML = Path("models") / "staging" / "online_retail" / "_online_retail__sources.yml"
+FRESHNESS_TABLE = "load_log"
+_PERIODS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+class StaleDataError(InsidersError):
+    """The newest load is older than the declared error threshold."""
+
+
+def _threshold(value: object) -> float | None:
+    """Seconds of a dbt freshness threshold such as ``{count: 35, period: day}`` (``None`` when absent)."""
+    if not isinstance(value, dict):
+        return None
+    count, period = value.get("count"), value.get("period")
+    if period not in _PERIODS or isinstance(count, bool) or not isinstance(count, int | float) or count <= 0:
+        raise PipelineStepError(f"{SOURCES_YAML}: freshness threshold {value!r} is not {{count: N, period: day}}")
+    return float(count) * _PERIODS[str(period)]
+
+
+def declared_freshness() -> tuple[float | None, float | None]:
+    """The warn and error thresholds (seconds) declared for the load log in the sources YAML (table over source)."""
+    import yaml
+
+    path = project_dir() / SOURCES_YAML
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PipelineStepError(f"cannot read the declared source freshness in {path}: {exc}") from exc
+    freshness: object = None
+    for source in document.get("sources") or []:
+        if source.get("name") != "online_retail":
+            continue
+        freshness = (source.get("config") or {}).get("freshness", source.get("freshness"))
+        for table in source.get("tables") or []:
+            if table.get("name") == FRESHNESS_TABLE:
+                config = table.get("config") or {}
+                if "freshness" in config or "freshness" in table:
+                    freshness = config.get("freshness", table.get("freshness"))
+    if not isinstance(freshness, dict):
+        return None, None
+    return _threshold(freshness.get("warn_after")), _threshold(freshness.get("error_after"))
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds / 86400:.1f} days" if seconds >= 86400 else f"{seconds / 3600:.1f} hours"
+
+
+def check_freshness(target: Target, log: Callable[[str], None]) -> str:
+    """The "freshness" step: fail above the error threshold, warn above the warn one, with the newest load's age."""
+    import datetime as dt
+
+    warn, error = declared_freshness()
+    if warn is None and error is None:
+        return f"no freshness declared in {SOURCES_YAML}: not checked"
+    raw = settings.text("INSIDERS_RAW_SCHEMA")
+    with connect(target) as wh:
+        rows = []
+        if wh.relation_exists(raw, FRESHNESS_TABLE):
+            rows = wh.query(
+                f"select load_id, file_name, loaded_at from {raw}.{FRESHNESS_TABLE} "
+                "order by loaded_at desc, load_id desc limit 1"
+            )
+    if not rows:
+        message = f"warning: nothing was ever loaded into {raw} ({target.describe()}): freshness not checked"
+        log(message)
+        return message
+    load_id, file_name, loaded_at = rows[0]
+    # loaded_at is UTC without a time zone (the loader writes it so).
+    age = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - loaded_at).total_seconds()
+    newest = f"the newest load ({file_name}, load {load_id}, at {loaded_at:%Y-%m-%d %H:%M} UTC) is {_age(age)} old"
+    if error is not None and age > error:
+        raise StaleDataError(
+            f"{newest}: older than the error threshold of {_age(error)} declared in {SOURCES_YAML}. Is --source "
+            "empty or mistyped, or is the delivery late? Nothing was built, scored or published"
+        )
+    if warn is not None and age > warn:
+        message = f"warning: {newest}: older than the warn threshold of {_age(warn)} declared in {SOURCES_YAML}"
+        log(message)
+        return message
+    return f"{newest} (warn after {_age(warn) if warn else '-'}, error after {_age(error) if error else '-'})"
