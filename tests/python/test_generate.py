@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from insiders.errors import InputFileError
-from insiders.generate import (
+from insiders.sample import (
     HEADER,
     GenerateArgumentError,
     GenerateResult,
