@@ -75,7 +75,8 @@ Modules, in the order the data is made:
 
 * :mod:`insiders.sample.segments`: the planted segments, pack sizes and countries (tables);
 * :mod:`insiders.sample.dates`: the window, trading days and their seasonal weights, times of day;
-* :mod:`insiders.sample.catalogue`: products, non-product codes, gift vouchers, stock-adjustment notes;
+* :mod:`insiders.sample.non_products`: the non-product codes and gift vouchers, and how each is planted (table);
+* :mod:`insiders.sample.catalogue`: products with prices and popularity, every stock code's text, adjustment notes;
 * :mod:`insiders.sample.plan`: the customers and every invoice (day, customer, lines, extra line), numbered;
 * :mod:`insiders.sample.writer`: the fast CSV formatter that draws and writes the lines of a chunk of invoices;
 * :mod:`insiders.sample.generator`: ``generate_sample``, the entry point, and the truth file.

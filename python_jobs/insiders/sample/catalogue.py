@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from insiders.sample.non_products import GIFT_VOUCHER_VAT, GIFT_VOUCHERS, NON_PRODUCTS
+
 _COLOURS = (
     "WHITE",
     "RED",
@@ -210,7 +212,7 @@ class Catalogue:
     price: np.ndarray  # base price in thousandths of a pound, per product entry
     cdf: np.ndarray  # popularity of the first ``products`` entries
     products: int
-    special: dict[str, int]  # non-product entries by stock code
+    special: dict[str, int]  # entries of the non-product codes (non_products.NON_PRODUCTS) by stock code
     notes: np.ndarray  # entries of stock adjustments (product code, note or empty description)
     vouchers: np.ndarray  # gift voucher entries
     voucher_price: np.ndarray
@@ -251,29 +253,14 @@ def build_catalogue(rng: np.random.Generator) -> Catalogue:
     weights = popularity[order]
     cdf = np.cumsum(weights) / weights.sum()
 
-    special_rows = {
-        "POST": "POSTAGE",
-        "DOT": "DOTCOM POSTAGE",
-        "M": "Manual",
-        "m": "Manual",
-        "D": "Discount",
-        "S": "SAMPLES",
-        "AMAZONFEE": "AMAZON FEE",
-        "CRUK": "CRUK Commission",
-        "BANK CHARGES": "Bank Charges",
-        "PADS": "PADS TO MATCH ALL CUSHIONS",
-        "DCGSSBOY": "BOYS PARTY BAG",
-        "DCGSSGIRL": "GIRLS PARTY BAG",
-        "B": "Adjust bad debt",
-    }
     special: dict[str, int] = {}
-    for code, text in special_rows.items():
-        special[code] = len(texts)
-        texts.append(f"{code},{_csv_field(text)}")
+    for item in NON_PRODUCTS:
+        special[item.code] = len(texts)
+        texts.append(f"{item.code},{_csv_field(item.description)}")
     vouchers, voucher_price = [], []
-    for value in (10, 20, 30, 40, 50):
+    for value in GIFT_VOUCHERS:
         vouchers.append(len(texts))
-        voucher_price.append(round(value / 1.175 * 100) * 10)
+        voucher_price.append(round(value / (1 + GIFT_VOUCHER_VAT) * 100) * 10)
         texts.append(f"gift_0001_{value},{_csv_field(f'GIFT VOUCHER £{value}.00')}")
     notes = []
     for _ in range(300):

@@ -14,6 +14,17 @@ import numpy as np
 
 from insiders.sample.catalogue import Catalogue
 from insiders.sample.dates import Calendar, random_minutes
+from insiders.sample.non_products import (
+    BAD_DEBT,
+    EXTRA_LINE,
+    FOREIGN_POSTAGE,
+    GIFT_VOUCHER_RATE,
+    GUEST_POSTAGE,
+    NON_PRODUCTS,
+    OWN_INVOICE,
+    LogNormal,
+    NonProduct,
+)
 from insiders.sample.segments import (
     ANON,
     COUNTRIES,
@@ -178,6 +189,46 @@ def _price_pence(rng: np.random.Generator, median: float, sigma: float, n: int, 
     return np.maximum(np.rint(pounds * 100), 1).astype(np.int64) * 10
 
 
+def _placed(placement: str) -> list[NonProduct]:
+    """The rows of ``NON_PRODUCTS`` with this placement, in the table's order."""
+    return [item for item in NON_PRODUCTS if item.placement == placement]
+
+
+def _single(placement: str) -> NonProduct:
+    """The one row of ``NON_PRODUCTS`` with this placement (an invoice has at most one extra line)."""
+    rows = _placed(placement)
+    if len(rows) != 1:
+        raise ValueError(f"NON_PRODUCTS needs exactly one {placement!r} row, not {len(rows)}")
+    return rows[0]
+
+
+def _chosen(rng: np.random.Generator, share: float, n: int) -> np.ndarray:
+    """Which of ``n`` lines have a property that a ``share`` of them have (no draw for a share of 0 or 1)."""
+    if share <= 0:
+        return np.zeros(n, dtype=bool)
+    if share >= 1:
+        return np.ones(n, dtype=bool)
+    return rng.random(n) < share
+
+
+def _units(rng: np.random.Generator, item: NonProduct, n: int) -> np.ndarray:
+    """Units of ``n`` lines of a non-product code (positive)."""
+    if item.many <= 0:
+        return np.ones(n, dtype=np.int64)
+    many = _chosen(rng, item.many, n)
+    return np.where(many, rng.integers(item.units[0], item.units[1] + 1, n), 1)
+
+
+def _prices(rng: np.random.Generator, item: NonProduct, n: int) -> np.ndarray:
+    """Unit prices of ``n`` lines of a non-product code, in thousandths of a pound."""
+    price = item.price
+    if isinstance(price, LogNormal):
+        return _price_pence(rng, price.median, price.sigma, n, price.top)
+    if isinstance(price, tuple):
+        return rng.choice([round(p * 1000) for p in price], n)
+    return np.full(n, round(price * 1000), dtype=np.int64)
+
+
 def build_plan(rng: np.random.Generator, cal: Calendar, cust: Customers, cat: Catalogue) -> dict[str, np.ndarray]:
     """Every invoice of the file, sorted by time, with its invoice number."""
     sales, returns = _customer_invoices(rng, cal, cust)
@@ -191,16 +242,17 @@ def build_plan(rng: np.random.Generator, cal: Calendar, cust: Customers, cat: Ca
     anon_country = rng.choice(len(COUNTRIES), size=len(sizes), p=country_weights(3))
     if len(sizes) >= 2:
         anon_country[rng.choice(len(sizes), size=2, replace=False)] = [UNSPECIFIED, EUROPEAN_COMMUNITY]
-    dotcom = rng.random(len(sizes)) < 0.3
+    dot = _single(GUEST_POSTAGE)
+    dotcom = _chosen(rng, dot.share, len(sizes))
     guests = _part(
         len(sizes),
         day=cal.sample_all(rng, len(sizes)),
         minute=random_minutes(rng, len(sizes)),
         country=anon_country,
         nreg=sizes,
-        xentry=np.where(dotcom, cat.special["DOT"], -1),
-        xqty=1,
-        xprice=_price_pence(rng, 120.0, 0.8, len(sizes), 4000.0),
+        xentry=np.where(dotcom, cat.special[dot.code], -1),
+        xqty=_units(rng, dot, len(sizes)),
+        xprice=_prices(rng, dot, len(sizes)),
     )
     lines = customer_lines + target
     parts = [sales, returns, guests]
@@ -228,66 +280,34 @@ def build_plan(rng: np.random.Generator, cal: Calendar, cust: Customers, cat: Ca
     # Guest returns.
     n = _rate_count(0.0006, lines)
     standalone(n, prefix=ord("C"), nreg=rng.integers(1, 4, n))
-    # Non-product codes.
-    n = _rate_count(0.001, lines)
-    on_customers = round(n * 0.6)
-    for pool, k in ((sales, on_customers), (None, n - on_customers)):
-        credit = rng.random(k) < 0.15
-        many = rng.random(k) < 0.1
-        standalone(
-            k,
-            pool,
-            prefix=np.where(credit, ord("C"), 0),
-            xentry=cat.special["M"],
-            xqty=np.where(credit, -1, 1) * np.where(many, rng.integers(2, 100, k), 1),
-            xprice=_price_pence(rng, 2.5, 1.6, k, 6000.0),
-        )
-    standalone(1, sales, xentry=cat.special["m"], xqty=1, xprice=_price_pence(rng, 2.5, 0.5, 1, 100.0))
-    n = _rate_count(0.00014, lines)
-    standalone(
-        n, sales, prefix=ord("C"), xentry=cat.special["D"], xqty=-1, xprice=_price_pence(rng, 20.0, 0.7, n, 300.0)
-    )
-    n = _rate_count(0.00012, lines)
-    credit = rng.random(n) < 0.7
-    standalone(
-        n,
-        prefix=np.where(credit, ord("C"), 0),
-        xentry=cat.special["S"],
-        xqty=np.where(credit, -1, 1),
-        xprice=_price_pence(rng, 40.0, 1.0, n, 3000.0),
-    )
-    n = _rate_count(0.00006, lines)
-    credit = rng.random(n) < 0.8
-    standalone(
-        n,
-        prefix=np.where(credit, ord("C"), 0),
-        xentry=cat.special["AMAZONFEE"],
-        xqty=np.where(credit, -1, 1),
-        xprice=_price_pence(rng, 3000.0, 0.9, n, 20000.0),
-    )
-    n = _rate_count(0.00003, lines)
-    standalone(
-        n, sales, prefix=ord("C"), xentry=cat.special["CRUK"], xqty=-1, xprice=_price_pence(rng, 25.0, 0.8, n, 500.0)
-    )
-    n = _rate_count(0.00007, lines)
-    credit = rng.random(n) < 0.2
-    standalone(
-        n,
-        prefix=np.where(credit, ord("C"), 0),
-        xentry=cat.special["BANK CHARGES"],
-        xqty=np.where(credit, -1, 1),
-        xprice=15000,
-    )
-    for code in ("DCGSSBOY", "DCGSSGIRL"):
-        n = _rate_count(0.000025, lines)
-        standalone(n, xentry=cat.special[code], xqty=rng.integers(1, 3, n), xprice=3290)
-    n = _rate_count(0.00006, lines)
+    # Non-product codes on invoices of their own: some on customers' purchases, the rest anonymous.
+    for item in _placed(OWN_INVOICE):
+        n = _rate_count(item.rate, lines)
+        on_customers = round(n * item.on_customers)
+        pools: list[tuple[dict[str, np.ndarray] | None, int]] = []
+        if item.on_customers > 0:
+            pools.append((sales, on_customers))
+        if item.on_customers < 1:
+            pools.append((None, n - on_customers))
+        for pool, k in pools:
+            credit = _chosen(rng, item.credit, k)
+            standalone(
+                k,
+                pool,
+                prefix=np.where(credit, ord("C"), 0),
+                xentry=cat.special[item.code],
+                xqty=np.where(credit, -1, 1) * _units(rng, item, k),
+                xprice=_prices(rng, item, k),
+            )
+    # Gift vouchers (anonymous, one line each).
+    n = _rate_count(GIFT_VOUCHER_RATE, lines)
     which = rng.integers(0, len(cat.vouchers), n)
     standalone(n, xentry=cat.vouchers[which], xqty=1, xprice=cat.voucher_price[which])
 
     # Bad-debt adjustments: three consecutive ``A`` invoices, one positive and two negative prices.
+    debt = _single(BAD_DEBT)
     debt_day = int(cal.snap_back(np.array([cal.first_open + int(0.64 * (cal.last_open - cal.first_open))]))[0])
-    amount = int(_price_pence(rng, 9000.0, 0.4, 1, 30000.0)[0])
+    amount = int(_prices(rng, debt, 1)[0])
     minute = int(random_minutes(rng, 1)[0]) % 1437
     parts.append(
         _part(
@@ -295,18 +315,19 @@ def build_plan(rng: np.random.Generator, cal: Calendar, cust: Customers, cat: Ca
             prefix=ord("A"),
             day=debt_day,
             minute=np.arange(minute, minute + 3),
-            xentry=cat.special["B"],
+            xentry=cat.special[debt.code],
             xqty=1,
             xprice=np.array([amount, -amount, -amount]),
         )
     )
 
-    # Extra lines on existing invoices: postage of foreign customers, free gifts, sub-penny prices.
-    sales["xentry"] = np.where(
-        (sales["country"] != UK) & (rng.random(len(sales["day"])) < 0.5), cat.special["POST"], -1
-    )
-    sales["xqty"] = rng.integers(1, 4, len(sales["day"]))
-    sales["xprice"] = rng.choice([15000, 18000, 28000, 40000], len(sales["day"]))
+    # Extra lines on existing invoices: postage of foreign customers, free gifts, extra-line codes, sub-penny
+    # prices.
+    post = _single(FOREIGN_POSTAGE)
+    n = len(sales["day"])
+    sales["xentry"] = np.where((sales["country"] != UK) & _chosen(rng, post.share, n), cat.special[post.code], -1)
+    sales["xqty"] = _units(rng, post, n)
+    sales["xprice"] = _prices(rng, post, n)
     free = np.flatnonzero(sales["xentry"] < 0)
 
     def extra(n: int, entry: np.ndarray | int, qty: np.ndarray | int, price: np.ndarray | int) -> None:
@@ -319,8 +340,9 @@ def build_plan(rng: np.random.Generator, cal: Calendar, cust: Customers, cat: Ca
 
     n = _rate_count(0.00008, lines)
     extra(n, rng.integers(0, cat.products, n), rng.integers(1, 13, n), 0)
-    n = _rate_count(0.000008, lines)
-    extra(n, cat.special["PADS"], 1, 1)
+    for item in _placed(EXTRA_LINE):
+        n = _rate_count(item.rate, lines)
+        extra(n, cat.special[item.code], _units(rng, item, n), _prices(rng, item, n))
     n = _rate_count(0.00001, lines)
     extra(n, rng.integers(0, cat.products, n), rng.integers(1, 500, n), rng.choice([10, 20, 30], n))
 
