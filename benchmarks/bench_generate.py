@@ -19,7 +19,7 @@ from pathlib import Path
 
 CHILD = """
 import resource, sys, time
-from insiders.generate import generate_sample
+from insiders.sample import generate_sample
 out, customers, months, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 t = time.perf_counter()
 r = generate_sample(out, customers=customers, months=months, seed=seed)
@@ -47,7 +47,7 @@ def run(out: Path, customers: int, months: int, seed: int) -> None:
 
 def main() -> None:
     """Parse the arguments and run the benchmark."""
-    from insiders.generate import estimate_customers
+    from insiders.sample import estimate_customers
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()

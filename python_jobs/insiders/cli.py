@@ -99,7 +99,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write a synthetic raw file with planted segments and its truth file."""
-    from insiders.generate import generate_sample
+    from insiders.sample import generate_sample
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     result = generate_sample(

@@ -38,6 +38,10 @@ class InputFileError(InsidersError):
     """The input file cannot be read as one of the supported layouts."""
 
 
+class GenerateArgumentError(InputFileError, ValueError):
+    """A bad argument to ``insiders.sample.generate_sample`` (also a ``ValueError``)."""
+
+
 class ConfigError(InsidersError):
     """profiles.yml, a target or an environment variable is wrong."""
 

@@ -188,7 +188,7 @@ def real_features(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def generated_features(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.DataFrame]:
     """customer_features of a generated file (default size, seed 7) and its truth file (customer_id, segment)."""
-    from insiders.generate import generate_sample
+    from insiders.sample import generate_sample
 
     folder = tmp_path_factory.mktemp("generated_features")
     result = generate_sample(folder / "sample.csv.gz", seed=7)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PROJECT
 
 from insiders.errors import InputFileError
-from insiders.generate import (
+from insiders.sample import (
     HEADER,
     GenerateArgumentError,
     GenerateResult,
@@ -23,6 +24,7 @@ from insiders.generate import (
     generate_sample,
     truth_path_for,
 )
+from insiders.sample.non_products import NON_PRODUCTS
 
 NON_PRODUCT = {"POST", "D", "DOT", "M", "S", "AMAZONFEE", "m", "DCGSSBOY", "DCGSSGIRL", "PADS", "B", "CRUK"}
 INVALID_COUNTRIES = {"European Community", "Unspecified"}
@@ -304,6 +306,20 @@ def test_quirks_at_about_the_real_rates(sample: tuple[GenerateResult, pd.DataFra
     assert {"Germany", "France", "EIRE"} <= set(countries.index[1:8])
     assert (df.Description.str.upper() == df.Description)[~df.StockCode.isin(NON_PRODUCT)].mean() > 0.99
     assert n == sample[0].lines
+
+
+def test_non_product_table_matches_the_file_and_the_cleaning_seed(
+    sample: tuple[GenerateResult, pd.DataFrame, pd.DataFrame],
+) -> None:
+    """Every code of the generator's table is in the file with its description; the codes it marks as cleaned
+    are exactly those of the dbt seed (BANK CHARGES passes for a product, as in the real file)."""
+    _, df, _ = sample
+    for item in NON_PRODUCTS:
+        assert set(df.Description[df.StockCode == item.code]) == {item.description}, item.code
+    seed = pd.read_csv(PROJECT / "seeds" / "non_product_stock_codes.csv", dtype=str, keep_default_na=False)
+    cleaned = {item.code for item in NON_PRODUCTS if item.cleaned}
+    assert cleaned == set(seed.stock_code) == NON_PRODUCT
+    assert {item.code for item in NON_PRODUCTS if not item.cleaned} == {"BANK CHARGES"}
 
 
 def test_lines_scale_with_customers_and_months(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from conftest import run_dbt
 
-from insiders.generate import generate_sample
 from insiders.loader import load_file
 from insiders.registry import LoadedModel, Pin
+from insiders.sample import generate_sample
 from insiders.value import model as vm
 from insiders.value.apply import VALUE_COLUMNS, score_value
 from insiders.value.training import read_inputs
