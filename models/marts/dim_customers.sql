@@ -106,11 +106,12 @@ final as (
     select
         cast(customers.customer_id as bigint) as customer_id,
         cast(customers.country as varchar) as country,
-        cast(customer_features.first_purchase_day as date) as first_purchase_day,
-        cast(customer_features.last_purchase_day as date) as last_purchase_day,
+        -- Columns of customer_features pass through as they are: its enforced contract fixes their types.
+        customer_features.first_purchase_day,
+        customer_features.last_purchase_day,
         cast(customers.has_features as boolean) as has_features,
         {%- for column in feature_columns(exclude=selected_by_hand) %}
-        cast(customer_features.{{ column.name }} as {{ column.data_type }}) as {{ column.name }},
+        customer_features.{{ column.name }},
         {%- endfor %}
         -- Purchase rhythm in words a marketer reads correctly (the study's `frequency`, invoices per day of the
         -- active span, makes a one-day buyer the most frequent customer): invoices per month as a customer
