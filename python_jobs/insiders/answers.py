@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from insiders.errors import InsidersError
+from insiders.formatting import fmt_auto, fmt_money, resolve_currency
 from insiders.report import (
     DISTINCT_MARGIN,
     added_features,
     characterise,
     everyone_means,
-    fmt_auto,
-    fmt_money,
     insider_profile,
     marts_schema,
-    resolve_currency,
 )
 from insiders.warehouse import Warehouse
 

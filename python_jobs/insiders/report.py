@@ -25,7 +25,6 @@ import decimal
 import html
 import math
 import os
-import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,20 @@ import numpy as np
 import pandas as pd
 
 from insiders.errors import InsidersError
+from insiders.formatting import (
+    CURRENCY_SYMBOLS,
+    DEFAULT_CURRENCY,
+    fmt_auto,
+    fmt_day,
+    fmt_int,
+    fmt_money,
+    fmt_num,
+    fmt_pct,
+    fmt_ratio,
+    fmt_time,
+    is_missing,
+    resolve_currency,
+)
 from insiders.model import SegmentModel
 from insiders.warehouse import Warehouse
 
@@ -75,72 +88,6 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def segment_colour(rank: int) -> str:
     """The colour of a segment in every chart of the report."""
     return PALETTE[(int(rank) - 1) % len(PALETTE)]
-
-
-# ------------------------------------------------------------------------------------------------------ formatting
-# One format per kind of figure, used everywhere in the report (tests format figures the same way).
-
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def fmt_int(value: Any) -> str:
-    """A count: ``1,234``."""
-    return "–" if _missing(value) else f"{int(value):,}"
-
-
-def fmt_pct(value: Any) -> str:
-    """A share: ``43.7%``."""
-    return "–" if _missing(value) else f"{float(value):.1%}"
-
-
-#: The currency of the amounts when neither ``--currency`` nor ``INSIDERS_CURRENCY`` says otherwise: that of the
-#: Online Retail data set.
-DEFAULT_CURRENCY = "GBP"
-#: Symbols written before an amount; any other ISO 4217 code is written as a prefix (``CHF 9,462.77``). The dbt
-#: model dim_segments writes the same (macro money_prefix).
-CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
-
-
-def resolve_currency(currency: str | None = None) -> str:
-    """The currency of the amounts: ``currency``, else ``$INSIDERS_CURRENCY``, else GBP; an ISO 4217 code."""
-    value = (currency or os.environ.get("INSIDERS_CURRENCY") or DEFAULT_CURRENCY).strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", value):
-        raise InsidersError(
-            f"the currency must be a three-letter ISO 4217 code such as GBP, EUR or USD (--currency or "
-            f"INSIDERS_CURRENCY), got {currency or os.environ.get('INSIDERS_CURRENCY')!r}"
-        )
-    return value
-
-
-def fmt_money(value: Any, currency: str = DEFAULT_CURRENCY) -> str:
-    """An amount of revenue with its currency: ``£9,462.77``, ``-£12.50``, ``CHF 9,462.77``."""
-    if _missing(value):
-        return "–"
-    amount = float(value)
-    prefix = CURRENCY_SYMBOLS.get(currency, f"{currency} ")
-    return f"{'-' if amount < 0 else ''}{prefix}{abs(amount):,.2f}"
-
-
-def fmt_num(value: Any, digits: int = 1) -> str:
-    """Any other number: ``41.2``."""
-    return "–" if _missing(value) else f"{float(value):,.{digits}f}"
-
-
-def fmt_time(value: Any) -> str:
-    """A scoring time (stored in UTC): ``2011-12-09 06:00:00 UTC``."""
-    return "–" if _missing(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S") + " UTC"
-
-
-def fmt_day(value: Any) -> str:
-    """A calendar day: ``2011-12-09``."""
-    return "–" if _missing(value) else pd.Timestamp(value).strftime("%Y-%m-%d")
 
 
 def _e(value: Any) -> str:
@@ -190,16 +137,6 @@ class _Data:
     latest_changes: pd.DataFrame
     first_insiders: list[int]
     currency: str = DEFAULT_CURRENCY
-
-
-def fmt_auto(value: Any) -> str:
-    """A number of unknown scale (a feature the report has no format for): about three significant digits."""
-    if _missing(value):
-        return "–"
-    v = float(value)
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3f}"
 
 
 #: Features the report presents under a name of its own; any other ``mean_<feature>`` column of segment_profiles
@@ -293,7 +230,7 @@ def _read(wh: Warehouse, schema: str, currency: str = DEFAULT_CURRENCY) -> _Data
     latest_changes = pd.DataFrame(
         columns=["customer_id", "membership_change", "previous_segment_name", "new_segment_name", "reason"]
     )
-    if summary.get("run_id") is not None and not _missing(summary.get("run_id")):
+    if summary.get("run_id") is not None and not is_missing(summary.get("run_id")):
         latest_changes = _frame(
             wh,
             "select customer_id, membership_change, previous_segment_name, new_segment_name, reason"
@@ -806,7 +743,7 @@ TRAITS = (
 
 def distinctive(value: Any, everyone: Any, margin: float = DISTINCT_MARGIN) -> bool:
     """Whether a group's mean differs from everyone's by at least ``margin`` (relative, either way)."""
-    if _missing(value) or _missing(everyone) or float(everyone) == 0:
+    if is_missing(value) or is_missing(everyone) or float(everyone) == 0:
         return False
     ratio = float(value) / float(everyone)
     return ratio >= 1 + margin or ratio <= 1 / (1 + margin)
@@ -821,23 +758,16 @@ def characterise(
         mine, all_ = group.get(t.column), everyone.get(t.column)
         if distinctive(mine, all_):
             shown.append(t.phrase.format(v=t.fmt(mine, currency), all=t.fmt(all_, currency)))
-        elif not (_missing(mine) and _missing(all_)):
+        elif not (is_missing(mine) and is_missing(all_)):
             not_shown.append(t.label.lower())
     return shown, not_shown
-
-
-def _ratio(a: Any, b: Any) -> str:
-    if _missing(a) or _missing(b) or float(b) == 0:
-        return "–"
-    ratio = float(a) / float(b)
-    return f"{ratio:,.1f}×" if ratio >= 1 else f"{ratio:.2f}×"
 
 
 def _answers(data: _Data) -> str:
     s, every = data.summary, data.everyone
     insiders, customers = s.get("insiders"), s.get("customers")
     schema = data.schema
-    n_insiders = 0 if _missing(insiders) else int(insiders)
+    n_insiders = 0 if is_missing(insiders) else int(insiders)
     kpis = [
         (fmt_int(insiders), "Insiders (customers eligible)"),
         (fmt_pct(s.get("insiders_share")), f"of the {fmt_int(customers)} segmented customers"),
@@ -870,7 +800,7 @@ def _answers(data: _Data) -> str:
             _e(t.label),
             _e(t.fmt(s.get(t.column), money)),
             _e(t.fmt(every.get(t.column), money)),
-            _e(_ratio(s.get(t.column), every.get(t.column))),
+            _e(fmt_ratio(s.get(t.column), every.get(t.column))),
             _e(marked(s.get(t.column), every.get(t.column))),
         ]
         for t in TRAITS
@@ -880,7 +810,7 @@ def _answers(data: _Data) -> str:
         col = f"mean_{feature}"
         mine, all_ = insider_row.get(col), every.get(col)
         trait_rows.append(
-            [_e(feature), _e(fmt_auto(mine)), _e(fmt_auto(all_)), _e(_ratio(mine, all_)), _e(marked(mine, all_))]
+            [_e(feature), _e(fmt_auto(mine)), _e(fmt_auto(all_)), _e(fmt_ratio(mine, all_)), _e(marked(mine, all_))]
         )
     trait_table = _table(
         f"Insiders compared with all segmented customers (means per customer; distinctive: at least {margin} "
@@ -960,7 +890,7 @@ def _segments_section(data: _Data) -> str:
         "Horizontal bars: each segment's share of the gross revenue of all segmented customers. "
         + "; ".join(f"{n}: {fmt_pct(v)}" for n, v in zip(names, p["revenue_share"], strict=True)),
         [
-            (n, float(0 if _missing(v) else v), fmt_pct(v), segment_colour(r))
+            (n, float(0 if is_missing(v) else v), fmt_pct(v), segment_colour(r))
             for r, n, v in zip(ranks, names, p["revenue_share"], strict=True)
         ],
         max_value=max(float(p["revenue_share"].fillna(0).max()), 1e-9),
@@ -1090,7 +1020,7 @@ def _monthly_section(data: _Data) -> str:
     )
     partial = ""
     as_of = data.summary.get("as_of_date")
-    if not _missing(as_of):
+    if not is_missing(as_of):
         day = pd.Timestamp(as_of)
         if day.month == months.max().month and day.year == months.max().year and not day.is_month_end:
             partial = f" The last month is partial: it runs to the reference day, {fmt_day(day)}."
@@ -1156,7 +1086,7 @@ def _changes_section(data: _Data) -> str:
         rows = [
             [
                 _e(int(customer_id)),
-                _e("–" if _missing(segment) else segment),
+                _e("–" if is_missing(segment) else segment),
                 _e(reason),
             ]
             for customer_id, segment, reason in zip(
@@ -1192,7 +1122,7 @@ def _page(title: str, data: _Data, target: str, space: str, value: str = "") -> 
         ("Warehouse", target),
         ("Marts schema", data.schema),
     ]
-    meta_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e('–' if _missing(v) else v)}</dd>" for k, v in meta)
+    meta_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e('–' if is_missing(v) else v)}</dd>" for k, v in meta)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -1289,7 +1219,7 @@ def write_report(
         loaded_model, features, version = _load_model_and_features(wh, model, features_schema)
         scatter = _scatter(loaded_model, features, counts)
         scored_version = data.summary.get("model_version")
-        if version and not _missing(scored_version) and version != str(scored_version):
+        if version and not is_missing(scored_version) and version != str(scored_version):
             note = (
                 f"The pinned model ({version}) is not the one that scored this run ({scored_version}): the picture "
                 "shows the pinned model's segments, the rest of the report those of the run."
@@ -1314,10 +1244,10 @@ def write_report(
     return ReportResult(
         path=out,
         size_bytes=len(body),
-        run_id=None if _missing(s.get("run_id")) else str(s["run_id"]),
-        model_version=None if _missing(s.get("model_version")) else str(s["model_version"]),
-        insiders=0 if _missing(s.get("insiders")) else int(s["insiders"]),
-        customers=0 if _missing(s.get("customers")) else int(s["customers"]),
+        run_id=None if is_missing(s.get("run_id")) else str(s["run_id"]),
+        model_version=None if is_missing(s.get("model_version")) else str(s["model_version"]),
+        insiders=0 if is_missing(s.get("insiders")) else int(s["insiders"]),
+        customers=0 if is_missing(s.get("customers")) else int(s["customers"]),
         charts=page.count('<svg class="chart'),
         scatter_points=scatter.points if scatter else 0,
         seconds=time.perf_counter() - started,
