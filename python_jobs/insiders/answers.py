@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from insiders.errors import InsidersError
 from insiders.formatting import fmt_auto, fmt_money, resolve_currency
-from insiders.report import (
-    DISTINCT_MARGIN,
-    added_features,
-    characterise,
-    everyone_means,
-    insider_profile,
-    marts_schema,
-)
+from insiders.report import everyone_means, insider_profile, marts_schema
+from insiders.traits import DISTINCT_MARGIN, added_features, characterise
 from insiders.warehouse import Warehouse
 
 SHOWN_IDS = 20
