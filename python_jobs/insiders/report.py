@@ -21,7 +21,6 @@ file depends on the clock, the machine or the order the warehouse returns rows i
 
 from __future__ import annotations
 
-import decimal
 import html
 import math
 import os
@@ -34,7 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from insiders.errors import InsidersError
 from insiders.formatting import (
     CURRENCY_SYMBOLS,
     DEFAULT_CURRENCY,
@@ -49,6 +47,7 @@ from insiders.formatting import (
     is_missing,
     resolve_currency,
 )
+from insiders.marts import ReportFigures, everyone_means, insider_profile, marts_schema, read_report_figures
 from insiders.model import SegmentModel
 from insiders.traits import (
     DISTINCT_MARGIN,
@@ -105,126 +104,6 @@ def _n(x: float) -> str:
     """A coordinate in SVG: one decimal, no trailing zeros, no negative zero."""
     text = f"{x:.1f}".rstrip("0").rstrip(".")
     return "0" if text in {"-0", ""} else text
-
-
-# ---------------------------------------------------------------------------------------------------- reading data
-
-
-def marts_schema(wh: Warehouse) -> str:
-    """The schema of the marts: ``<target schema>_marts`` (dbt's naming for the ``marts`` custom schema), or the
-    target schema itself when the marts were built there."""
-    base = wh.target.schema
-    for schema in (f"{base}_marts", base):
-        if wh.relation_exists(schema, "insiders_summary"):
-            return schema
-    raise InsidersError(
-        f"the marts (insiders_summary, …) are not in schema {base}_marts or {base} of {wh.target.describe()}; "
-        "run `insiders run` (or `dbt build --selector segments` after `insiders score`) first"
-    )
-
-
-def _frame(wh: Warehouse, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-    """A query's result with exact decimals (PostgreSQL numeric) turned into floats."""
-    frame = wh.query_df(sql, params)
-    for col in frame.columns:
-        if frame[col].dtype == object and frame[col].map(lambda v: isinstance(v, decimal.Decimal)).any():
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    return frame
-
-
-@dataclass
-class _Data:
-    schema: str
-    summary: dict[str, Any]
-    everyone: dict[str, Any]
-    profiles: pd.DataFrame
-    descriptions: dict[int, str]
-    monthly: pd.DataFrame
-    runs: pd.DataFrame
-    latest_changes: pd.DataFrame
-    first_insiders: list[int]
-    currency: str = DEFAULT_CURRENCY
-
-
-def everyone_means(wh: Warehouse, schema: str) -> dict[str, Any]:
-    """Count and mean features of all segmented customers (the yardstick the Insiders are compared with).
-
-    One ``mean_<feature>`` per ``mean_`` column of segment_profiles whose feature is a column of dim_customers, so a
-    feature added to customer_features is compared too.
-    """
-    customer_columns = wh.columns(schema, "dim_customers")
-    features = [
-        c[len("mean_") :]
-        for c in wh.columns(schema, "segment_profiles")
-        if c.startswith("mean_") and c[len("mean_") :] in customer_columns
-    ]
-    means = "".join(f", avg(cast({f} as double precision)) as mean_{f}" for f in features)
-    return (
-        _frame(wh, f"select count(*) as customers{means} from {schema}.dim_customers where segment_rank is not null")
-        .iloc[0]
-        .to_dict()
-    )
-
-
-def insider_profile(profiles: pd.DataFrame) -> dict[str, Any]:
-    """The segment_profiles row of the Insiders segment ({} when there is none)."""
-    rows = profiles[profiles["is_insider"].astype(bool)] if "is_insider" in profiles else profiles.iloc[0:0]
-    return rows.iloc[0].to_dict() if len(rows) else {}
-
-
-def _read(wh: Warehouse, schema: str, currency: str = DEFAULT_CURRENCY) -> _Data:
-    summary_rows = _frame(wh, f"select * from {schema}.insiders_summary")
-    summary = summary_rows.iloc[0].to_dict() if len(summary_rows) else {}
-    everyone = everyone_means(wh, schema)
-    profiles = _frame(wh, f"select * from {schema}.segment_profiles order by segment_rank")
-    segments = _frame(wh, f"select segment_rank, segment_description from {schema}.dim_segments order by segment_rank")
-    descriptions = {
-        int(r): str(d) for r, d in zip(segments["segment_rank"], segments["segment_description"], strict=True)
-    }
-    monthly = _frame(
-        wh,
-        "select revenue_month, segment_rank, segment_name, gross_revenue, net_revenue, customers"
-        f" from {schema}.segment_monthly_revenue order by revenue_month, segment_rank, segment_name",
-    )
-    runs = _frame(
-        wh,
-        "select t.run_number, t.run_id, t.model_version, t.scored_at,"
-        " sum(case when t.to_rank = 1 then t.customers else 0 end) as insiders_after,"
-        " sum(t.customers) as transitions"
-        f" from {schema}.segment_transitions t"
-        " group by t.run_number, t.run_id, t.model_version, t.scored_at order by t.run_number",
-    )
-    changes = _frame(
-        wh,
-        "select run_id, membership_change, count(*) as customers"
-        f" from {schema}.insiders_changes group by run_id, membership_change",
-    )
-    counts = changes.pivot_table(index="run_id", columns="membership_change", values="customers", aggfunc="sum")
-    for col in ("entered", "left"):
-        runs[col] = runs["run_id"].map(counts.get(col, {})).fillna(0).astype(int)
-    latest_changes = pd.DataFrame(
-        columns=["customer_id", "membership_change", "previous_segment_name", "new_segment_name", "reason"]
-    )
-    if summary.get("run_id") is not None and not is_missing(summary.get("run_id")):
-        latest_changes = _frame(
-            wh,
-            "select customer_id, membership_change, previous_segment_name, new_segment_name, reason"
-            f" from {schema}.insiders_changes where run_id = %s order by membership_change, customer_id",
-            [str(summary["run_id"])],
-        )
-    first = wh.query(f"select customer_id from {schema}.insiders order by customer_id limit {int(FIRST_INSIDERS)}")
-    return _Data(
-        schema=schema,
-        summary=summary,
-        everyone=everyone,
-        profiles=profiles,
-        descriptions=descriptions,
-        monthly=monthly,
-        runs=runs,
-        latest_changes=latest_changes,
-        first_insiders=[int(r[0]) for r in first],
-        currency=currency,
-    )
 
 
 # ------------------------------------------------------------------------------------------------------------- SVG
@@ -651,7 +530,7 @@ def _swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{colour}" aria-hidden="true"></span>'
 
 
-def _answers(data: _Data) -> str:
+def _answers(data: ReportFigures, currency: str) -> str:
     s, every = data.summary, data.everyone
     insiders, customers = s.get("insiders"), s.get("customers")
     schema = data.schema
@@ -660,14 +539,14 @@ def _answers(data: _Data) -> str:
         (fmt_int(insiders), "Insiders (customers eligible)"),
         (fmt_pct(s.get("insiders_share")), f"of the {fmt_int(customers)} segmented customers"),
         (fmt_pct(s.get("insiders_revenue_share")), "of revenue comes from Insiders"),
-        (fmt_money(s.get("mean_gross_revenue"), data.currency), "mean spend of an Insider"),
+        (fmt_money(s.get("mean_gross_revenue"), currency), "mean spend of an Insider"),
     ]
     kpi_html = "".join(
         f'<div class="kpi"><span class="figure">{_e(f)}</span><span class="label">{_e(label)}</span></div>'
         for f, label in kpis
     )
 
-    money = data.currency
+    money = currency
     shown, not_shown = characterise(s, every, money)
     margin = f"{DISTINCT_MARGIN:.0%}"
     if not n_insiders:
@@ -750,7 +629,7 @@ entered and {_e(fmt_int(left))} left the Insiders; see <a href="#changes">Inside
 </section>"""
 
 
-def _segments_section(data: _Data) -> str:
+def _segments_section(data: ReportFigures, currency: str) -> str:
     p = data.profiles
     if p.empty:
         return (
@@ -808,7 +687,7 @@ def _segments_section(data: _Data) -> str:
                 _swatch(segment_colour(rank)) + f"<strong>{_e(row.segment_name)}</strong>",
                 _e(fmt_int(row.customers)),
                 _e(fmt_pct(row.customer_share)),
-                _e(fmt_money(row.mean_gross_revenue, data.currency)),
+                _e(fmt_money(row.mean_gross_revenue, currency)),
                 _e(fmt_num(row.mean_recency_days, 1)),
                 _e(fmt_num(row.mean_qty_invoices, 1)),
                 _e(fmt_num(values.get("mean_invoices_per_month"), 2)),
@@ -817,7 +696,7 @@ def _segments_section(data: _Data) -> str:
                 _e(fmt_num(row.mean_qty_returns, 1)),
                 _e(fmt_num(row.mean_avg_basket_size, 1)),
                 *(_e(fmt_auto(values.get(f"mean_{feature}"))) for feature in added),
-                _e(fmt_money(row.revenue, data.currency)),
+                _e(fmt_money(row.revenue, currency)),
                 _e(fmt_pct(row.revenue_share)),
             ]
         )
@@ -871,7 +750,7 @@ the model's clustering space. The axes have no unit; what matters is which custo
 </section>"""
 
 
-def _monthly_section(data: _Data) -> str:
+def _monthly_section(data: ReportFigures, currency: str) -> str:
     head = '<section aria-labelledby="monthly"><h2 id="monthly">Monthly revenue by segment</h2>'
     m = data.monthly
     if m.empty:
@@ -886,7 +765,7 @@ def _monthly_section(data: _Data) -> str:
     ]
     present = set(m["segment_name"].astype(str))
     order += [(b, c) for b, c in BUCKET_COLOURS.items() if b in present]
-    chart = _monthly_chart(m, order, data.currency)
+    chart = _monthly_chart(m, order, currency)
     months = pd.to_datetime(m["revenue_month"]).dt.to_period("M")
     wide = (
         m.assign(month=months)
@@ -897,12 +776,12 @@ def _monthly_section(data: _Data) -> str:
     names = [n for n, _ in order if n in wide.columns]
     rows = [
         [_e(period.strftime("%Y-%m"))]
-        + [_e(fmt_money(wide.at[period, n], data.currency)) for n in names]
-        + [_e(fmt_money(wide.loc[period, names].sum(), data.currency))]
+        + [_e(fmt_money(wide.at[period, n], currency)) for n in names]
+        + [_e(fmt_money(wide.loc[period, names].sum(), currency))]
         for period in wide.index
     ]
     table = _table(
-        f"Gross revenue per month and segment ({data.currency})",
+        f"Gross revenue per month and segment ({currency})",
         [("Month", False), *[(n, True) for n in names], ("Total", True)],
         rows,
     )
@@ -920,13 +799,13 @@ def _monthly_section(data: _Data) -> str:
 customers' current segment. Lines without a customer (anonymous checkouts) are real revenue but belong to no
 segment; they are shown as <em>Anonymous</em>{unsegmented}.</p>
 {_legend_html(order)}
-<figure>{chart}<figcaption>Stacked monthly gross revenue in {_e(data.currency)}, Insiders at the bottom.{partial}
+<figure>{chart}<figcaption>Stacked monthly gross revenue in {_e(currency)}, Insiders at the bottom.{partial}
 </figcaption></figure>
 <details><summary>Monthly revenue as a table</summary>{table}</details>
 </section>"""
 
 
-def _changes_section(data: _Data) -> str:
+def _changes_section(data: ReportFigures) -> str:
     head = '<section aria-labelledby="changes"><h2 id="changes">Insiders entering and leaving</h2>'
     runs = data.runs
     if runs.empty:
@@ -1000,7 +879,7 @@ def _changes_section(data: _Data) -> str:
 </section>"""
 
 
-def _page(title: str, data: _Data, target: str, space: str, value: str = "") -> str:
+def _page(title: str, data: ReportFigures, currency: str, target: str, space: str, value: str = "") -> str:
     s = data.summary
     meta = [
         ("Model version", s.get("model_version")),
@@ -1025,10 +904,10 @@ def _page(title: str, data: _Data, target: str, space: str, value: str = "") -> 
 <h1>{_e(title)}</h1>
 <dl class="meta">{meta_html}</dl>
 </header>
-{_answers(data)}
-{_segments_section(data)}
+{_answers(data, currency)}
+{_segments_section(data, currency)}
 {space}
-{_monthly_section(data)}
+{_monthly_section(data, currency)}
 {value}
 {_changes_section(data)}
 <footer>Generated by <code>insiders report</code> from the marts of the latest scoring run. Figures are computed
@@ -1097,7 +976,8 @@ def write_report(
     out = Path(out)
     schema = schema or marts_schema(wh)
     features_schema = features_schema or wh.target.schema
-    data = _read(wh, schema, resolve_currency(currency))
+    currency = resolve_currency(currency)
+    data = read_report_figures(wh, schema, FIRST_INSIDERS)
     counts = {int(r): int(c) for r, c in zip(data.profiles["segment_rank"], data.profiles["customers"], strict=True)}
 
     notes: list[str] = []
@@ -1120,8 +1000,8 @@ def write_report(
     # Predicted value (docs/value.md): a section when the marts have segment_value.
     from insiders.value.sections import read_value_figures, section_html
 
-    value = section_html(read_value_figures(wh, schema), data.currency)
-    page = _page(title, data, wh.target.describe(), _space_section(scatter, reason, note), value)
+    value = section_html(read_value_figures(wh, schema), currency)
+    page = _page(title, data, currency, wh.target.describe(), _space_section(scatter, reason, note), value)
     body = page.encode("utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -20,8 +20,8 @@ DISTINCT_MARGIN = 0.25
 @dataclass(frozen=True)
 class Trait:
     """A measure that may characterise a segment: its label, its column (``mean_…`` of insiders_summary, of
-    segment_profiles and of :func:`everyone_means`), its format, and how the answers phrase it (``{v}``: the
-    Insiders' value, ``{all}``: everyone's)."""
+    segment_profiles and of :func:`insiders.marts.everyone_means`), its format, and how the answers phrase it
+    (``{v}``: the Insiders' value, ``{all}``: everyone's)."""
 
     label: str
     column: str
