@@ -238,9 +238,9 @@ def test_report_truncates_lists_and_samples_the_picture(
     built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Long lists are cut with a count of the rest; the picture draws a fixed sample when there are many customers."""
-    monkeypatch.setattr(report, "FIRST_INSIDERS", 3)
-    monkeypatch.setattr(report, "CHANGES_LISTED", 2)
-    monkeypatch.setattr(report, "MAX_SCATTER_POINTS", 150)
+    monkeypatch.setattr(report.writer, "FIRST_INSIDERS", 3)
+    monkeypatch.setattr(report.sections, "CHANGES_LISTED", 2)
+    monkeypatch.setattr(report.writer, "MAX_SCATTER_POINTS", 150)
     facts = _warehouse_facts()
     insiders, entered = int(facts["insiders"]), int(facts["entered_since_previous_run"])
     assert insiders > 3 and entered > 2

@@ -84,7 +84,7 @@ def answer_lines(figures: ValueFigures | None, money: str) -> list[str]:
 
 def section_html(figures: ValueFigures | None, money: str) -> str:
     """The report's "Predicted value" section: a chart of expected revenue per segment and a table."""
-    from insiders.report import _hbar_chart, segment_colour
+    from insiders.report.charts import hbar_chart, segment_colour
 
     if figures is None:
         return ""
@@ -105,7 +105,7 @@ def section_html(figures: ValueFigures | None, money: str) -> str:
         )
         for r in segs.itertuples(index=False)
     ]
-    chart = _hbar_chart(
+    chart = hbar_chart(
         "value-chart",
         f"Expected revenue per segment over the next {figures.horizon} days",
         "Horizontal bars: the revenue the customer-value model expects from each segment.",
