@@ -17,6 +17,12 @@ image fetched from anywhere. Sections:
 Everything comes from the marts of the latest scoring run, except the 2-D picture, which needs the model and the
 customer features (the pinned model unless one is given). The same data gives the same bytes: nothing in the
 file depends on the clock, the machine or the order the warehouse returns rows in.
+
+The package: :mod:`~insiders.report.writer` writes the file (:func:`write_report`), reading the marts through
+:mod:`insiders.marts`; :mod:`~insiders.report.sections` says what each section shows; the Jinja templates in
+``templates/`` (one per section, autoescaped, and the style sheet ``report.css``) lay it out; and
+:mod:`~insiders.report.charts` draws the SVG charts. Figures are formatted by :mod:`insiders.formatting` and the
+Insiders characterised by :mod:`insiders.traits`, both shared with ``insiders answers``.
 """
 
 from insiders.formatting import fmt_money

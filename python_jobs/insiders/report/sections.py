@@ -1,13 +1,19 @@
-"""The sections of the HTML report (the answers, segments, the model's space, monthly revenue, Insiders entering
-and leaving) and the page around them."""
+"""What each section of the HTML report shows: the figures, phrases, tables and charts of the answers, the segments,
+the customers in the model's space, monthly revenue and Insiders entering and leaving.
+
+Each ``*_section`` function returns the context its template (``templates/<section>.html.j2``) renders: text as
+plain strings, escaped by the template; charts as :class:`~markupsafe.Markup`, the SVG that
+:mod:`insiders.report.charts` drew (and escaped) itself.
+"""
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from markupsafe import Markup
 
 from insiders.formatting import fmt_auto, fmt_day, fmt_int, fmt_money, fmt_num, fmt_pct, fmt_ratio, fmt_time, is_missing
 from insiders.marts import ReportFigures, insider_profile
@@ -29,135 +35,47 @@ CHANGES_LISTED = 50
 MAX_RUNS = 24
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+@dataclass(frozen=True)
+class Table:
+    """A table of text: ``head`` is (column title, numeric?); the first cell of a row heads it."""
+
+    caption: str
+    head: Sequence[tuple[str, bool]]
+    rows: Sequence[Sequence[str]]
+    cls: str = ""
 
 
-def _legend_html(items: Iterable[tuple[str, str]]) -> str:
-    entries = "".join(
-        f'<li><span class="swatch" style="background:{c}" aria-hidden="true"></span>{_e(name)}</li>'
-        for name, c in items
-    )
-    return f'<ul class="legend">{entries}</ul>'
+@dataclass(frozen=True)
+class ChangesList:
+    """The customers who entered or left the Insiders in the latest run (``table`` None when there are none)."""
+
+    word: str
+    change: str
+    table: Table | None
+    #: how many more customers than the table lists ("" when it lists them all)
+    more: str = ""
 
 
-# -------------------------------------------------------------------------------------------------------- the page
+@dataclass(frozen=True)
+class Page:
+    """Everything the page template renders."""
 
-_CSS = """
-:root { color-scheme: light; --ink: #1d2327; --muted: #58626b; --rule: #d9dee3; --band: #f4f6f8; --accent: #d55e00; }
-* { box-sizing: border-box; }
-html { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-body { margin: 0; background: #ffffff; color: var(--ink);
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Liberation Sans", sans-serif; }
-main { max-width: 1100px; margin: 0 auto; padding: 28px 30px 48px; }
-header.top { border-bottom: 4px solid var(--accent); padding-bottom: 14px; margin-bottom: 22px; }
-h1 { font-size: 28px; line-height: 1.2; margin: 0 0 12px; }
-h2 { font-size: 21px; margin: 34px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--rule); }
-h3 { font-size: 16px; margin: 20px 0 6px; }
-p { margin: 6px 0 10px; }
-.muted, figcaption, .note { color: var(--muted); }
-dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; font-size: 14px; }
-dl.meta dt { color: var(--muted); }
-dl.meta dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
-code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace; font-size: 0.92em;
-  background: var(--band); padding: 0 3px; border-radius: 3px; }
-.answers { display: grid; grid-template-columns: repeat(4, 1fr); gap: 12px; margin: 12px 0 16px; }
-.kpi { background: var(--band); border-left: 4px solid var(--accent); padding: 10px 12px; }
-.kpi .figure { display: block; font-size: 26px; font-weight: 700; line-height: 1.15;
-  font-variant-numeric: tabular-nums; }
-.kpi .label { display: block; font-size: 13px; color: var(--muted); }
-ol.questions { padding-left: 22px; margin: 8px 0; }
-ol.questions > li { margin: 0 0 10px; }
-ol.questions strong { font-weight: 650; }
-.ids { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace; font-size: 13px;
-  overflow-wrap: anywhere; }
-table { border-collapse: collapse; width: 100%; margin: 8px 0 14px; font-size: 13.5px;
-  font-variant-numeric: tabular-nums; }
-caption { text-align: left; font-weight: 600; padding: 4px 0 6px; }
-th, td { padding: 5px 8px; border-bottom: 1px solid var(--rule); vertical-align: top; }
-thead th { background: var(--band); border-bottom: 2px solid #b9c1c9; text-align: left; font-size: 13px;
-  line-height: 1.25; vertical-align: bottom; }
-tbody th { text-align: left; font-weight: normal; white-space: nowrap; }
-table.narrow { max-width: 780px; }
-table.profiles { font-size: 13px; }
-table.profiles th, table.profiles td { padding: 5px 6px; }
-table.profiles tbody th { white-space: normal; min-width: 11.5em; }
-td.num, th.num { text-align: right; }
-td.num { white-space: nowrap; }
-tbody tr.insiders { background: #fff3ea; }
-.swatch { display: inline-block; width: 11px; height: 11px; margin-right: 6px; border-radius: 2px;
-  vertical-align: -1px; }
-ul.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 4px 18px; padding: 0; margin: 4px 0 8px;
-  font-size: 13.5px; }
-figure { margin: 10px 0 18px; break-inside: avoid; page-break-inside: avoid; }
-figcaption { font-size: 13.5px; margin-top: 4px; }
-svg.chart { display: block; max-width: 100%; height: auto; }
-svg.chart text { font-size: 12px; fill: var(--ink); }
-svg.chart.bars text { font-size: 13px; }
-svg.chart .tick, svg.chart .legend-count { fill: var(--muted); font-variant-numeric: tabular-nums; }
-svg.chart .value { font-variant-numeric: tabular-nums; }
-svg.chart .axis-title { fill: var(--muted); font-size: 12px; }
-svg.chart .legend-head { font-weight: 600; }
-svg.chart .legend-name { font-size: 13px; }
-svg.chart line.axis { stroke: #6b747c; stroke-width: 1; }
-svg.chart line.grid { stroke: #e6e9ec; stroke-width: 1; }
-svg.chart rect.frame { fill: none; stroke: #c3c9cf; }
-.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; }
-.pair figure { margin: 0; }
-.pair h3 { margin-top: 8px; }
-.cols { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; }
-.note { background: #fff8e1; border-left: 4px solid #e6a700; padding: 8px 12px; color: var(--ink); }
-details { margin: 4px 0 14px; }
-summary { cursor: default; color: var(--muted); font-size: 13.5px; }
-footer { margin-top: 36px; font-size: 12.5px; color: var(--muted); border-top: 1px solid var(--rule);
-  padding-top: 8px; }
-@media (max-width: 900px) { .answers { grid-template-columns: 1fr 1fr; } .pair, .cols { grid-template-columns: 1fr; } }
-@media print {
-  @page { size: A4; margin: 14mm; }
-  body { font-size: 10.5pt; }
-  main { max-width: none; padding: 0; }
-  h2 { break-after: avoid; page-break-after: avoid; }
-  table, .kpi, figure { break-inside: avoid; page-break-inside: avoid; }
-  tr { break-inside: avoid; }
-  details > summary { display: none; }
-}
-"""
+    title: str
+    #: (label, text) of the header
+    meta: list[tuple[str, str]]
+    answers: dict[str, Any]
+    segments: dict[str, Any]
+    space: dict[str, Any]
+    monthly: dict[str, Any]
+    changes: dict[str, Any]
+    #: the customer-value section, written by :mod:`insiders.value.sections` ("" when the marts have none)
+    value: Markup = field(default_factory=Markup)
 
 
-def _table(
-    caption: str,
-    head: Sequence[tuple[str, bool]],
-    rows: Iterable[Sequence[str]],
-    row_classes: Sequence[str] = (),
-    cls: str = "",
-) -> str:
-    """An HTML table; ``head`` is (column title, numeric?); cells arrive already escaped."""
-    num_cls = ' class="num"'
-    ths = "".join(f'<th scope="col"{num_cls if num else ""}>{_e(t)}</th>' for t, num in head)
-    body = []
-    for i, row in enumerate(rows):
-        row_cls = f' class="{row_classes[i]}"' if i < len(row_classes) and row_classes[i] else ""
-        cells = []
-        for j, (cell, (_, num)) in enumerate(zip(row, head, strict=True)):
-            tag = "th" if j == 0 else "td"
-            scope = ' scope="row"' if j == 0 else ""
-            cells.append(f"<{tag}{scope}{num_cls if num else ''}>{cell}</{tag}>")
-        body.append(f"<tr{row_cls}>{''.join(cells)}</tr>")
-    table_cls = f' class="{cls}"' if cls else ""
-    return (
-        f"<table{table_cls}><caption>{_e(caption)}</caption><thead><tr>{ths}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table>"
-    )
-
-
-def _swatch(colour: str) -> str:
-    return f'<span class="swatch" style="background:{colour}" aria-hidden="true"></span>'
-
-
-def _answers(data: ReportFigures, currency: str) -> str:
+def answers_section(data: ReportFigures, currency: str) -> dict[str, Any]:
+    """Questions 1 to 5 in plain words, the key figures above them and the trait table."""
     s, every = data.summary, data.everyone
     insiders, customers = s.get("insiders"), s.get("customers")
-    schema = data.schema
     n_insiders = 0 if is_missing(insiders) else int(insiders)
     kpis = [
         (fmt_int(insiders), "Insiders (customers eligible)"),
@@ -165,13 +83,8 @@ def _answers(data: ReportFigures, currency: str) -> str:
         (fmt_pct(s.get("insiders_revenue_share")), "of revenue comes from Insiders"),
         (fmt_money(s.get("mean_gross_revenue"), currency), "mean spend of an Insider"),
     ]
-    kpi_html = "".join(
-        f'<div class="kpi"><span class="figure">{_e(f)}</span><span class="label">{_e(label)}</span></div>'
-        for f, label in kpis
-    )
 
-    money = currency
-    shown, not_shown = characterise(s, every, money)
+    shown, not_shown = characterise(s, every, currency)
     margin = f"{DISTINCT_MARGIN:.0%}"
     if not n_insiders:
         characterised = "There are no Insiders in this run, so there is nothing to characterise."
@@ -181,18 +94,17 @@ def _answers(data: ReportFigures, currency: str) -> str:
             characterised += f" Not distinctive (within {margin} of everyone's): " + ", ".join(not_shown) + "."
     else:
         characterised = f"No trait sets the Insiders apart: every mean is within {margin} of everyone's."
-    characterised = _e(characterised)
 
     def marked(mine: Any, all_: Any) -> str:
         return "yes" if distinctive(mine, all_) else "no"
 
     trait_rows = [
         [
-            _e(t.label),
-            _e(t.fmt(s.get(t.column), money)),
-            _e(t.fmt(every.get(t.column), money)),
-            _e(fmt_ratio(s.get(t.column), every.get(t.column))),
-            _e(marked(s.get(t.column), every.get(t.column))),
+            t.label,
+            t.fmt(s.get(t.column), currency),
+            t.fmt(every.get(t.column), currency),
+            fmt_ratio(s.get(t.column), every.get(t.column)),
+            marked(s.get(t.column), every.get(t.column)),
         ]
         for t in TRAITS
     ]
@@ -200,10 +112,8 @@ def _answers(data: ReportFigures, currency: str) -> str:
     for feature in added_features(data.profiles.columns):
         col = f"mean_{feature}"
         mine, all_ = insider_row.get(col), every.get(col)
-        trait_rows.append(
-            [_e(feature), _e(fmt_auto(mine)), _e(fmt_auto(all_)), _e(fmt_ratio(mine, all_)), _e(marked(mine, all_))]
-        )
-    trait_table = _table(
+        trait_rows.append([feature, fmt_auto(mine), fmt_auto(all_), fmt_ratio(mine, all_), marked(mine, all_)])
+    traits = Table(
         f"Insiders compared with all segmented customers (means per customer; distinctive: at least {margin} "
         "above or below everyone's)",
         [
@@ -216,50 +126,37 @@ def _answers(data: ReportFigures, currency: str) -> str:
         trait_rows,
         cls="narrow",
     )
-    ids = ", ".join(str(i) for i in data.first_insiders)
     more = n_insiders - len(data.first_insiders)
-    ids_text = (
-        f'<p class="ids" aria-label="First Insider customer ids">{_e(ids)}'
-        + (f' <span class="muted">… and {_e(fmt_int(more))} more</span>' if more > 0 else "")
-        + "</p>"
-        if data.first_insiders
-        else ""
-    )
     if not data.first_insiders:
         first_words = "It is empty in this run."
     elif more > 0:
         first_words = f"The first {fmt_int(len(data.first_insiders))} by customer id:"
     else:
         first_words = "Their customer ids:"
-    entered, left = s.get("entered_since_previous_run"), s.get("left_since_previous_run")
-    return f"""
-<section aria-labelledby="answers">
-<h2 id="answers">The answers</h2>
-<div class="answers">{kpi_html}</div>
-<ol class="questions">
-<li><strong>Who is eligible?</strong> The full, current list is the <code>insiders</code> mart
-(<code>{_e(schema)}.insiders</code>): one row per Insider with their features and since when they are Insiders.
-{_e(first_words)}{ids_text}</li>
-<li><strong>How many?</strong> <strong>{_e(fmt_int(insiders))}</strong> of the {_e(fmt_int(customers))} segmented
-customers are Insiders ({_e(fmt_pct(s.get("insiders_share")))}).</li>
-<li><strong>What characterises them?</strong> {characterised}{trait_table}</li>
-<li><strong>What share of revenue?</strong> Insiders bring
-<strong>{_e(fmt_pct(s.get("insiders_revenue_share")))}</strong> of revenue:
-{_e(fmt_money(s.get("insiders_revenue"), money))} of {_e(fmt_money(s.get("revenue"), money))}
-(gross revenue of the segmented customers: purchases, returns not subtracted).</li>
-<li><strong>Who entered and who left?</strong> Since the previous scoring run {_e(fmt_int(entered))} customers
-entered and {_e(fmt_int(left))} left the Insiders; see <a href="#changes">Insiders entering and leaving</a>.</li>
-</ol>
-</section>"""
+    return {
+        "kpis": kpis,
+        "schema": data.schema,
+        "first_words": first_words,
+        "ids": ", ".join(str(i) for i in data.first_insiders),
+        "more": fmt_int(more) if more > 0 else "",
+        "insiders": fmt_int(insiders),
+        "customers": fmt_int(customers),
+        "insiders_share": fmt_pct(s.get("insiders_share")),
+        "characterised": characterised,
+        "traits": traits,
+        "revenue_share": fmt_pct(s.get("insiders_revenue_share")),
+        "insiders_revenue": fmt_money(s.get("insiders_revenue"), currency),
+        "revenue": fmt_money(s.get("revenue"), currency),
+        "entered": fmt_int(s.get("entered_since_previous_run")),
+        "left": fmt_int(s.get("left_since_previous_run")),
+    }
 
 
-def _segments_section(data: ReportFigures, currency: str) -> str:
+def segments_section(data: ReportFigures, currency: str) -> dict[str, Any]:
+    """Segment sizes and revenue shares (bar charts), the profile table and the segments in words."""
     p = data.profiles
     if p.empty:
-        return (
-            '<section aria-labelledby="segments"><h2 id="segments">Segments</h2>'
-            '<p class="note" role="note">No segments: the latest scoring run published no customers.</p></section>'
-        )
+        return {"empty": True}
     ranks = [int(r) for r in p["segment_rank"]]
     names = [str(n) for n in p["segment_name"]]
     sizes = hbar_chart(
@@ -302,83 +199,72 @@ def _segments_section(data: ReportFigures, currency: str) -> str:
     added = added_features(p.columns)
     head += [(feature, True) for feature in added]
     head += [("Revenue", True), ("Share of revenue", True)]
-    rows, classes = [], []
+    rows = []
     for row in p.itertuples(index=False):
-        rank = int(row.segment_rank)
         values = row._asdict()
+        figures = [
+            fmt_int(row.customers),
+            fmt_pct(row.customer_share),
+            fmt_money(row.mean_gross_revenue, currency),
+            fmt_num(row.mean_recency_days, 1),
+            fmt_num(row.mean_qty_invoices, 1),
+            fmt_num(values.get("mean_invoices_per_month"), 2),
+            fmt_num(values.get("mean_days_between_purchases"), 1),
+            fmt_num(row.mean_qty_products, 1),
+            fmt_num(row.mean_qty_returns, 1),
+            fmt_num(row.mean_avg_basket_size, 1),
+            *(fmt_auto(values.get(f"mean_{feature}")) for feature in added),
+            fmt_money(row.revenue, currency),
+            fmt_pct(row.revenue_share),
+        ]
         rows.append(
-            [
-                _swatch(segment_colour(rank)) + f"<strong>{_e(row.segment_name)}</strong>",
-                _e(fmt_int(row.customers)),
-                _e(fmt_pct(row.customer_share)),
-                _e(fmt_money(row.mean_gross_revenue, currency)),
-                _e(fmt_num(row.mean_recency_days, 1)),
-                _e(fmt_num(row.mean_qty_invoices, 1)),
-                _e(fmt_num(values.get("mean_invoices_per_month"), 2)),
-                _e(fmt_num(values.get("mean_days_between_purchases"), 1)),
-                _e(fmt_num(row.mean_qty_products, 1)),
-                _e(fmt_num(row.mean_qty_returns, 1)),
-                _e(fmt_num(row.mean_avg_basket_size, 1)),
-                *(_e(fmt_auto(values.get(f"mean_{feature}"))) for feature in added),
-                _e(fmt_money(row.revenue, currency)),
-                _e(fmt_pct(row.revenue_share)),
-            ]
+            {
+                "name": str(row.segment_name),
+                "colour": segment_colour(int(row.segment_rank)),
+                "insiders": bool(row.is_insider),
+                "figures": figures,
+            }
         )
-        classes.append("insiders" if bool(row.is_insider) else "")
-    table = _table(
-        "Segment profiles, by rank (means per customer; segment_profiles mart)", head, rows, classes, cls="profiles"
-    )
-    words = "".join(
-        f"<li>{_swatch(segment_colour(r))}<strong>{_e(n)}</strong>: {_e(data.descriptions.get(r, ''))}</li>"
-        for r, n in zip(ranks, names, strict=True)
-    )
-    return f"""
-<section aria-labelledby="segments">
-<h2 id="segments">Segments: size, revenue and profile</h2>
-<p>Segments are ranked by mean spend; rank 1 is <strong>Insiders</strong>. Revenue is gross revenue (purchases,
-returns not subtracted), the measure segments are ranked by.</p>
-<div class="pair">
-<figure><h3>Customers per segment</h3>{sizes}
-<figcaption>Number of customers (share of all segmented customers).</figcaption></figure>
-<figure><h3>Share of revenue per segment</h3>{shares}
-<figcaption>Share of the segmented customers' gross revenue.</figcaption></figure>
-</div>
-{table}
-<h3>The segments in words</h3>
-<ul class="legend-list">{words}</ul>
-</section>"""
+    return {
+        "empty": False,
+        "sizes": Markup(sizes),
+        "shares": Markup(shares),
+        "head": head,
+        "rows": rows,
+        "words": [(segment_colour(r), n, data.descriptions.get(r, "")) for r, n in zip(ranks, names, strict=True)],
+    }
 
 
-def space_section(scatter: Scatter | None, reason: str | None, note: str | None) -> str:
-    head = '<section aria-labelledby="space"><h2 id="space">Customers in the model\'s space</h2>'
+def space_section(scatter: Scatter | None, reason: str | None, note: str | None) -> dict[str, Any]:
+    """The customers in the model's space, or why the picture is missing (``reason``); ``note`` says when the
+    picture's model is not the one that scored the run."""
     if scatter is None:
-        return (
-            head + f'<p class="note" role="note">The picture of the customers in the model\'s space is not shown: '
-            f"{_e(reason)}</p></section>"
-        )
-    extra = f'<p class="note" role="note">{_e(note)}</p>' if note else ""
+        return {"svg": None, "reason": reason}
     shown = (
         f"all {scatter.points:,} customers"
         if scatter.points == scatter.customers
         else f"{scatter.points:,} of the {scatter.customers:,} customers, a sample drawn by customer id (the same "
         "customers every time)"
     )
-    return f"""{head}
-<p>The segmentation model embeds each customer with a random forest (customers that the trees find alike for
-predicting spend land close together) and clusters them there. The picture shows {_e(shown)} on the first two
-principal axes of that space; each dot is a customer, coloured by segment, Insiders drawn on top.</p>
-{extra}
-<figure>{scatter.svg}<figcaption>The study's "tree-embedded space": customers on the first two principal axes of
-the model's clustering space. The axes have no unit; what matters is which customers lie close together.
-</figcaption></figure>
-</section>"""
+    return {"svg": Markup(scatter.svg), "shown": shown, "note": note}
 
 
-def _monthly_section(data: ReportFigures, currency: str) -> str:
-    head = '<section aria-labelledby="monthly"><h2 id="monthly">Monthly revenue by segment</h2>'
+def _monthly_wide(monthly: pd.DataFrame) -> pd.DataFrame:
+    """Gross revenue per month (rows, every month from the first to the last) and segment or bucket (columns)."""
+    months = pd.to_datetime(monthly["revenue_month"]).dt.to_period("M")
+    return (
+        monthly.assign(month=months)
+        .pivot_table(index="month", columns="segment_name", values="gross_revenue", aggfunc="sum")
+        .reindex(pd.period_range(months.min(), months.max(), freq="M"))
+        .fillna(0.0)
+    )
+
+
+def monthly_section(data: ReportFigures, currency: str) -> dict[str, Any]:
+    """Monthly gross revenue by segment: stacked bars, their legend and the same figures as a table."""
     m = data.monthly
     if m.empty:
-        return head + '<p class="note" role="note">No sales up to the reference day.</p></section>'
+        return {"empty": True}
     ranked = (
         m.dropna(subset=["segment_rank"])[["segment_rank", "segment_name"]]
         .drop_duplicates()
@@ -389,77 +275,53 @@ def _monthly_section(data: ReportFigures, currency: str) -> str:
     ]
     present = set(m["segment_name"].astype(str))
     order += [(b, c) for b, c in BUCKET_COLOURS.items() if b in present]
-    chart = monthly_chart(m, order, currency)
-    months = pd.to_datetime(m["revenue_month"]).dt.to_period("M")
-    wide = (
-        m.assign(month=months)
-        .pivot_table(index="month", columns="segment_name", values="gross_revenue", aggfunc="sum")
-        .reindex(pd.period_range(months.min(), months.max(), freq="M"))
-        .fillna(0.0)
-    )
+    wide = _monthly_wide(m)
     names = [n for n, _ in order if n in wide.columns]
     rows = [
-        [_e(period.strftime("%Y-%m"))]
-        + [_e(fmt_money(wide.at[period, n], currency)) for n in names]
-        + [_e(fmt_money(wide.loc[period, names].sum(), currency))]
+        [period.strftime("%Y-%m")]
+        + [fmt_money(wide.at[period, n], currency) for n in names]
+        + [fmt_money(wide.loc[period, names].sum(), currency)]
         for period in wide.index
     ]
-    table = _table(
+    table = Table(
         f"Gross revenue per month and segment ({currency})",
         [("Month", False), *[(n, True) for n in names], ("Total", True)],
         rows,
     )
     partial = ""
     as_of = data.summary.get("as_of_date")
+    last = wide.index.max()
     if not is_missing(as_of):
         day = pd.Timestamp(as_of)
-        if day.month == months.max().month and day.year == months.max().year and not day.is_month_end:
+        if day.month == last.month and day.year == last.year and not day.is_month_end:
             partial = f" The last month is partial: it runs to the reference day, {fmt_day(day)}."
-    unsegmented = (
-        ", and customers without a segment (returns only) as <em>Unsegmented</em>" if "Unsegmented" in present else ""
-    )
-    return f"""{head}
-<p>Gross revenue (purchases, returns not subtracted) per calendar month, up to the reference day, split by the
-customers' current segment. Lines without a customer (anonymous checkouts) are real revenue but belong to no
-segment; they are shown as <em>Anonymous</em>{unsegmented}.</p>
-{_legend_html(order)}
-<figure>{chart}<figcaption>Stacked monthly gross revenue in {_e(currency)}, Insiders at the bottom.{partial}
-</figcaption></figure>
-<details><summary>Monthly revenue as a table</summary>{table}</details>
-</section>"""
+    return {
+        "empty": False,
+        "unsegmented": "Unsegmented" in present,
+        "legend": order,
+        "chart": Markup(monthly_chart(m, order, currency)),
+        "currency": currency,
+        "partial": partial,
+        "table": table,
+    }
 
 
-def _changes_section(data: ReportFigures) -> str:
-    head = '<section aria-labelledby="changes"><h2 id="changes">Insiders entering and leaving</h2>'
+def changes_section(data: ReportFigures) -> dict[str, Any]:
+    """Insiders entering and leaving: per scoring run (chart and table) and the lists of the latest run."""
     runs = data.runs
     if runs.empty:
-        return head + '<p class="note" role="note">No scoring run has been recorded yet.</p></section>'
+        return {"empty": True}
     shown = runs.tail(MAX_RUNS)
-    chart = runs_chart(shown, MAX_RUNS)
-    rows = [
-        [
-            _e(f"#{int(r.run_number)}"),
-            _e(fmt_time(r.scored_at)),
-            f"<code>{_e(r.model_version)}</code>",
-            _e(fmt_int(r.entered)),
-            _e(fmt_int(r.left)),
-            _e(fmt_int(r.insiders_after)),
-        ]
+    older = len(runs) - len(shown)
+    table = [
+        {
+            "run": f"#{int(r.run_number)}",
+            "scored_at": fmt_time(r.scored_at),
+            "model_version": str(r.model_version),
+            "figures": [fmt_int(r.entered), fmt_int(r.left), fmt_int(r.insiders_after)],
+        }
         for r in shown.iloc[::-1].itertuples(index=False)
     ]
-    older = len(runs) - len(shown)
-    table = _table(
-        "Per scoring run, latest first" + (f" (the latest {len(shown)} of {len(runs)} runs)" if older else ""),
-        [
-            ("Run", False),
-            ("Scored at", False),
-            ("Model version", False),
-            ("Entered", True),
-            ("Left", True),
-            ("Insiders after the run", True),
-        ],
-        rows,
-    )
     latest = runs.iloc[-1]
     lists = []
     for change, word, other, other_column in (
@@ -467,43 +329,52 @@ def _changes_section(data: ReportFigures) -> str:
         ("left", "Left", "Now in", "new_segment_name"),
     ):
         part = data.latest_changes[data.latest_changes["membership_change"] == change]
+        if part.empty:
+            lists.append(ChangesList(word, change, None))
+            continue
         listed = part.head(CHANGES_LISTED)
         caption = f"{word} the Insiders in run #{int(latest.run_number)}: {len(part):,} customers" + (
             f" (the first {len(listed)} by customer id)" if len(part) > len(listed) else ""
         )
-        if part.empty:
-            lists.append(f"<div><h3>{_e(word)}</h3><p>Nobody {_e(change)} the Insiders in the latest run.</p></div>")
-            continue
         rows = [
-            [
-                _e(int(customer_id)),
-                _e("–" if is_missing(segment) else segment),
-                _e(reason),
-            ]
+            [str(int(customer_id)), "–" if is_missing(segment) else str(segment), str(reason)]
             for customer_id, segment, reason in zip(
                 listed["customer_id"], listed[other_column], listed["reason"], strict=True
             )
         ]
+        customers = Table(caption, [("Customer", False), (other, False), ("Reason", False)], rows)
         more = len(part) - len(listed)
-        tail = f'<p class="muted">… and {_e(fmt_int(more))} more.</p>' if more > 0 else ""
-        lists.append(
-            f"<div><h3>{_e(word)}</h3>"
-            + _table(caption, [("Customer", False), (other, False), ("Reason", False)], rows)
-            + tail
-            + "</div>"
-        )
-    return f"""{head}
-<p>Each scoring run compares every customer's segment with the previous run. The <code>insiders_changes</code> mart
-(<code>{_e(data.schema)}.insiders_changes</code>) holds the full lists with the reason for each move.</p>
-{_legend_html([("Entered", ENTERED_COLOUR), ("Left", LEFT_COLOUR)])}
-<figure>{chart}
-<figcaption>Customers entering (up) and leaving (down) the Insiders per scoring run.</figcaption></figure>
-{table}
-<div class="cols">{"".join(lists)}</div>
-</section>"""
+        lists.append(ChangesList(word, change, customers, fmt_int(more) if more > 0 else ""))
+    return {
+        "empty": False,
+        "schema": data.schema,
+        "legend": [("Entered", ENTERED_COLOUR), ("Left", LEFT_COLOUR)],
+        "chart": Markup(runs_chart(shown, MAX_RUNS)),
+        "caption": "Per scoring run, latest first"
+        + (f" (the latest {len(shown)} of {len(runs)} runs)" if older else ""),
+        "head": [
+            ("Run", False),
+            ("Scored at", False),
+            ("Model version", False),
+            ("Entered", True),
+            ("Left", True),
+            ("Insiders after the run", True),
+        ],
+        "runs": table,
+        "lists": lists,
+    }
 
 
-def page_html(title: str, data: ReportFigures, currency: str, target: str, space: str, value: str = "") -> str:
+def build_page(
+    title: str,
+    data: ReportFigures,
+    currency: str,
+    target: str,
+    space: dict[str, Any],
+    value: str = "",
+) -> Page:
+    """The whole page: the header (model, run, reference day, warehouse) and the sections in reading order;
+    ``space`` is the :func:`space_section` and ``value`` the customer-value section's HTML."""
     s = data.summary
     meta = [
         ("Model version", s.get("model_version")),
@@ -513,30 +384,13 @@ def page_html(title: str, data: ReportFigures, currency: str, target: str, space
         ("Warehouse", target),
         ("Marts schema", data.schema),
     ]
-    meta_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e('–' if is_missing(v) else v)}</dd>" for k, v in meta)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<main>
-<header class="top">
-<h1>{_e(title)}</h1>
-<dl class="meta">{meta_html}</dl>
-</header>
-{_answers(data, currency)}
-{_segments_section(data, currency)}
-{space}
-{_monthly_section(data, currency)}
-{value}
-{_changes_section(data)}
-<footer>Generated by <code>insiders report</code> from the marts of the latest scoring run. Figures are computed
-over segmented customers; revenue is gross revenue (purchases, returns not subtracted) unless stated.</footer>
-</main>
-</body>
-</html>
-"""
+    return Page(
+        title=title,
+        meta=[(label, "–" if is_missing(v) else str(v)) for label, v in meta],
+        answers=answers_section(data, currency),
+        segments=segments_section(data, currency),
+        space=space,
+        monthly=monthly_section(data, currency),
+        changes=changes_section(data),
+        value=Markup(value),
+    )

@@ -1,20 +1,25 @@
-"""Writing the report: read the marts, draw the 2-D picture with the model, put the page together and write it
-atomically; :class:`ReportResult` says what was written."""
+"""Writing the report: read the marts, draw the 2-D picture with the model, render the page from the package's
+Jinja templates (``templates/*.html.j2``, autoescaped, the style sheet ``templates/report.css`` inlined so the file
+stays self-contained) and write it atomically; :class:`ReportResult` says what was written."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from insiders.formatting import is_missing, resolve_currency
 from insiders.marts import marts_schema, read_report_figures
 from insiders.report.charts import Scatter, scatter_chart
-from insiders.report.sections import page_html, space_section
+from insiders.report.sections import Page, build_page, space_section
 from insiders.value.sections import read_value_figures, section_html
 from insiders.warehouse import Warehouse
 
@@ -26,6 +31,26 @@ DEFAULT_TITLE = "Insiders: customer segmentation report"
 FIRST_INSIDERS = 50
 #: Points drawn at most in the 2-D picture.
 MAX_SCATTER_POINTS = 5000
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    """The report's templates, loaded from the package; every value they print is HTML-escaped unless it is
+    :class:`~markupsafe.Markup` (the charts and the value section, escaped where they were written)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("insiders.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_page(content: Page) -> str:
+    """The HTML of the page, its style sheet inlined."""
+    css = resources.files("insiders.report").joinpath("templates", "report.css").read_text(encoding="utf-8")
+    return _templates().get_template("report.html.j2").render(page=content, css=Markup(css))
 
 
 @dataclass(frozen=True)
@@ -106,8 +131,9 @@ def write_report(
 
     # Predicted value (docs/value.md): a section when the marts have segment_value.
     value = section_html(read_value_figures(wh, schema), currency)
-    page = page_html(title, data, currency, wh.target.describe(), space_section(scatter, reason, note), value)
-    body = page.encode("utf-8")
+    content = build_page(title, data, currency, wh.target.describe(), space_section(scatter, reason, note), value)
+    html = render_page(content)
+    body = html.encode("utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_bytes(body)
@@ -121,7 +147,7 @@ def write_report(
         model_version=None if is_missing(s.get("model_version")) else str(s["model_version"]),
         insiders=0 if is_missing(s.get("insiders")) else int(s["insiders"]),
         customers=0 if is_missing(s.get("customers")) else int(s["customers"]),
-        charts=page.count('<svg class="chart'),
+        charts=html.count('<svg class="chart'),
         scatter_points=scatter.points if scatter else 0,
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
