@@ -51,6 +51,7 @@ def segment_colour(rank: int) -> str:
 
 
 def _e(value: Any) -> str:
+    """Text or an attribute value inside the SVG, escaped."""
     return html.escape(str(value), quote=True)
 
 
@@ -230,6 +231,8 @@ def sample_positions_by_id_hash(customer_ids: np.ndarray, limit: int) -> np.ndar
 
 @dataclass
 class Scatter:
+    """The 2-D picture: its SVG, the customers drawn and all customers, and the segment names in rank order."""
+
     svg: str
     points: int
     customers: int
