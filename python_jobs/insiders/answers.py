@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from insiders.errors import InsidersError
-from insiders.report import (
-    DISTINCT_MARGIN,
-    added_features,
-    characterise,
+from insiders.formatting import fmt_auto, fmt_money, resolve_currency
+from insiders.marts import (
     everyone_means,
-    fmt_auto,
-    fmt_money,
+    first_insider_ids,
     insider_profile,
+    latest_summary,
     marts_schema,
-    resolve_currency,
+    segment_profiles,
 )
+from insiders.traits import DISTINCT_MARGIN, added_features, characterise
 from insiders.warehouse import Warehouse
 
 SHOWN_IDS = 20
@@ -26,21 +25,18 @@ def business_answers(wh: Warehouse, currency: str | None = None) -> str:
     """
     money = resolve_currency(currency)
     schema = marts_schema(wh)
-    summary = wh.query_df(f"select * from {schema}.insiders_summary")
-    if summary.empty:
+    s = latest_summary(wh, schema)
+    if not s:
         raise InsidersError("insiders_summary is empty: no scoring run yet")
-    s = summary.iloc[0]
     everyone = everyone_means(wh, schema)
-    ids = [
-        int(r[0]) for r in wh.query(f"select customer_id from {schema}.insiders order by customer_id limit {SHOWN_IDS}")
-    ]
-    profiles = wh.query_df(f"select * from {schema}.segment_profiles order by segment_rank")
+    ids = first_insider_ids(wh, schema, SHOWN_IDS)
+    profiles = segment_profiles(wh, schema)
     insider_row = insider_profile(profiles)
     added = "; ".join(
         f"{feature} {fmt_auto(insider_row.get(f'mean_{feature}'))} vs {fmt_auto(everyone.get(f'mean_{feature}'))}"
         for feature in added_features(profiles.columns)
     )
-    shown, not_shown = characterise(s.to_dict(), everyone, money)
+    shown, not_shown = characterise(s, everyone, money)
     margin = f"{DISTINCT_MARGIN:.0%}"
     traits = [f"   they {phrase}{';' if i < len(shown) - 1 else '.'}" for i, phrase in enumerate(shown)] or [
         f"   nothing: every mean is within {margin} of everyone's."

@@ -238,9 +238,9 @@ def test_report_truncates_lists_and_samples_the_picture(
     built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Long lists are cut with a count of the rest; the picture draws a fixed sample when there are many customers."""
-    monkeypatch.setattr(report, "FIRST_INSIDERS", 3)
-    monkeypatch.setattr(report, "CHANGES_LISTED", 2)
-    monkeypatch.setattr(report, "MAX_SCATTER_POINTS", 150)
+    monkeypatch.setattr(report.writer, "FIRST_INSIDERS", 3)
+    monkeypatch.setattr(report.sections, "CHANGES_LISTED", 2)
+    monkeypatch.setattr(report.writer, "MAX_SCATTER_POINTS", 150)
     facts = _warehouse_facts()
     insiders, entered = int(facts["insiders"]), int(facts["entered_since_previous_run"])
     assert insiders > 3 and entered > 2
@@ -379,11 +379,15 @@ def test_money_is_shown_with_its_currency(built: Built, tmp_path: Path, monkeypa
 
 def test_report_escapes_text(built: Built, tmp_path: Path) -> None:
     out = tmp_path / "escaped.html"
+    title = 'Insiders <b>& "friends"</b>'
     with connect("local") as wh:
-        write_report(wh, out, title='Insiders <b>& "friends"</b>')
+        write_report(wh, out, title=title)
     page = out.read_text(encoding="utf-8")
     assert "<b>" not in page
-    assert "<title>Insiders &lt;b&gt;&amp; &quot;friends&quot;&lt;/b&gt;</title>" in page
+    # The title is text wherever it appears: in the head and as the heading (escaped, read back as written).
+    head, body = page.split("</head>")
+    assert html.unescape(re.search(r"<title>([^<]*)</title>", head).group(1)) == title
+    assert html.unescape(re.search(r"<h1>([^<]*)</h1>", body).group(1)) == title
 
 
 # --------------------------------------------------------------------------------------------------- the browser

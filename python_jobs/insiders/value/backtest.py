@@ -145,7 +145,7 @@ def to_text(result: BacktestResult, currency: str = "") -> str:
 
 def plot_svg(result: BacktestResult) -> str:
     """Per segment, actual and predicted revenue of each method (grouped horizontal bars), as standalone SVG."""
-    from insiders.report import _Svg
+    from insiders.report.charts import Svg
 
     colours = {"actual": "#333333", "model": "#1b7837", "last_horizon": "#b2182b", "segment_mean": "#2166ac"}
     series = ("actual", *METHODS)
@@ -155,7 +155,7 @@ def plot_svg(result: BacktestResult) -> str:
     height = top + len(rows) * (bar_h * len(series) + group_gap) + 10
     title = f"Backtest: revenue in the {result.horizon_days} days after {result.cutoff}, per segment"
     desc = "Actual revenue and the revenue predicted by the model and by the two naive baselines, per segment."
-    svg = _Svg("value-backtest", width, height, title, desc)
+    svg = Svg("value-backtest", width, height, title, desc)
     svg.add("<style>text{font:12px sans-serif}</style>")
     svg.text(8, 16, title)
     x = 8

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from insiders.formatting import fmt_int, fmt_money, fmt_pct
 from insiders.warehouse import Warehouse
 
 AT_RISK_BELOW = 0.5
@@ -60,8 +61,6 @@ def read_value_figures(wh: Warehouse, schema: str) -> ValueFigures | None:
 
 def answer_lines(figures: ValueFigures | None, money: str) -> list[str]:
     """Questions 6 and 7 of ``insiders answers``."""
-    from insiders.report import fmt_money
-
     if figures is None:
         return []
     if not figures.predicted or not figures.segments["is_insider"].astype(bool).any():
@@ -85,7 +84,7 @@ def answer_lines(figures: ValueFigures | None, money: str) -> list[str]:
 
 def section_html(figures: ValueFigures | None, money: str) -> str:
     """The report's "Predicted value" section: a chart of expected revenue per segment and a table."""
-    from insiders.report import _hbar_chart, fmt_int, fmt_money, fmt_pct, segment_colour
+    from insiders.report.charts import hbar_chart, segment_colour
 
     if figures is None:
         return ""
@@ -106,7 +105,7 @@ def section_html(figures: ValueFigures | None, money: str) -> str:
         )
         for r in segs.itertuples(index=False)
     ]
-    chart = _hbar_chart(
+    chart = hbar_chart(
         "value-chart",
         f"Expected revenue per segment over the next {figures.horizon} days",
         "Horizontal bars: the revenue the customer-value model expects from each segment.",
