@@ -10,6 +10,7 @@ code must keep those names importable, or every model in every store stops loadi
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import insiders.model
 from insiders.artifacts import LocalStore
 from insiders.model import SegmentModel
 from insiders.registry import library_versions, load_pinned, read_pin
@@ -38,6 +40,14 @@ def fixture_pin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStore:
     monkeypatch.delenv("INSIDERS_ARTIFACT_URI", raising=False)
     shutil.copytree(FIXTURE / "store", tmp_path / "store")
     return LocalStore(tmp_path / "store")
+
+
+@pytest.mark.parametrize("obj", insiders.model._PICKLED, ids=lambda obj: obj.__qualname__)
+def test_what_artifacts_pickle_is_named_by_the_package_path(obj) -> None:
+    """New artifacts name these objects as old ones do, and the name leads back to the same object."""
+    assert f"{obj.__module__}.{obj.__qualname__}" == f"insiders.model.{obj.__qualname__}"
+    assert getattr(insiders.model, obj.__qualname__) is obj
+    assert pickle.loads(pickle.dumps(obj)) is obj
 
 
 def _features() -> pd.DataFrame:
