@@ -68,9 +68,9 @@ def test_a_stored_model_loads_through_the_verified_path_and_gives_its_recorded_l
 _REFIT = """
 import hashlib, json, sys
 import pandas as pd
-from insiders.model import ModelConfig, train
+from insiders.model import ModelConfig, fit_model
 from insiders.registry import dump_model
-model = train(pd.read_parquet(sys.argv[2]), ModelConfig(**json.loads(sys.argv[1]))).model
+model = fit_model(pd.read_parquet(sys.argv[2]), ModelConfig(**json.loads(sys.argv[1]))).model
 print(hashlib.sha256(dump_model(model)).hexdigest())
 """
 

@@ -22,7 +22,7 @@ Import from here, not from the modules, which are the package's own layout:
 - :mod:`~insiders.model.ranking`: ranks and names of segments, the Insiders set and :func:`jaccard`;
 - :mod:`~insiders.model.segment_model`: :class:`SegmentModel`, the trained model that artifacts hold;
 - :mod:`~insiders.model.selection`: :func:`select_model`, the choice of k;
-- :mod:`~insiders.model.fitting`: fitting a model in memory;
+- :mod:`~insiders.model.fitting`: :func:`fit_model`, a model fitted in memory (``insiders.training.train`` stores one);
 - :mod:`~insiders.model.stability`: :func:`stability`, the Insiders' stability across seeds and samples;
 - :mod:`~insiders.model.support`: one native thread, and the module path that pickles record.
 """
@@ -37,7 +37,7 @@ from insiders.model.config import (
     ModelConfig,
 )
 from insiders.model.embedding import ForestLeafEmbedding, build_pipeline, signed_log1p
-from insiders.model.fitting import TrainResult, train
+from insiders.model.fitting import TrainResult, fit_model
 from insiders.model.ranking import jaccard
 from insiders.model.segment_model import SegmentModel, _PaddedProjection
 from insiders.model.selection import explain_choice, select_model
@@ -66,10 +66,10 @@ __all__ = [
     "business_checks",
     "explain_choice",
     "failed_checks",
+    "fit_model",
     "jaccard",
     "select_model",
     "signed_log1p",
     "stability",
-    "train",
     "validate_features",
 ]

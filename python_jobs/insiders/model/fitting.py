@@ -26,6 +26,8 @@ from insiders.model.validation import _canonical, validate_features
 
 @dataclass
 class TrainResult:
+    """What :func:`fit_model` returns: the model, the selection table, the segment profiles and why this k."""
+
     model: SegmentModel
     selection: pd.DataFrame
     profile: pd.DataFrame
@@ -80,7 +82,7 @@ def _build_model(
 
 
 @single_threaded
-def train(features: pd.DataFrame, config: ModelConfig | None = None) -> TrainResult:
+def fit_model(features: pd.DataFrame, config: ModelConfig | None = None) -> TrainResult:
     """Select k (unless ``config.k`` is set; the selection table is then computed for that k only), fit the model
     with ``config.seed`` on all customers, name its segments and profile them."""
     started = time.perf_counter()

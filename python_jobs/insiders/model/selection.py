@@ -39,7 +39,8 @@ def _silhouette(Z: np.ndarray, labels: np.ndarray, config: ModelConfig, seed: in
     return float(silhouette_score(Z, labels, sample_size=sample, random_state=seed))
 
 
-def _sample_rows(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def _random_row_subset(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of a random ``fraction`` of ``n`` rows (at least two), drawn without replacement."""
     return np.sort(rng.choice(n, size=max(2, round(fraction * n)), replace=False))
 
 
@@ -59,7 +60,7 @@ def _selection_runs(X: np.ndarray, config: ModelConfig) -> list[_Run]:
         runs.append(_Run("seed", seed, _fit_embedding(X, config, seed)))
     rng = np.random.default_rng([config.seed, _SELECTION_SAMPLE_STREAM])
     for _ in range(config.selection_samples):
-        rows = _sample_rows(len(X), config.sample_fraction, rng)
+        rows = _random_row_subset(len(X), config.sample_fraction, rng)
         runs.append(_Run("sample", config.seed, _fit_embedding(X, config, config.seed, rows)))
     return runs
 

@@ -13,7 +13,7 @@ from insiders.model.checks import BusinessCheck, business_checks, failed_checks
 from insiders.model.config import TARGET, ModelConfig
 from insiders.model.fitting import _build_model
 from insiders.model.ranking import _mask_jaccard
-from insiders.model.selection import _STABILITY_SAMPLE_STREAM, _sample_rows, select_model
+from insiders.model.selection import _STABILITY_SAMPLE_STREAM, _random_row_subset, select_model
 from insiders.model.support import single_threaded
 from insiders.model.validation import _canonical, validate_features
 
@@ -137,7 +137,7 @@ def stability(
     rng = np.random.default_rng([config.seed, _STABILITY_SAMPLE_STREAM])
     sample_runs = []
     for i in range(1, samples + 1):
-        rows = _sample_rows(len(features), fraction, rng)
+        rows = _random_row_subset(len(features), fraction, rng)
         model, _ = _build_model(features.iloc[rows], config, k, config.seed)
         mask = model.predict(features)["is_insider"].to_numpy()
         sample_runs.append((i, int(mask.sum()), _mask_jaccard(masks[config.seed], mask)))
