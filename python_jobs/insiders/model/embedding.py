@@ -17,7 +17,7 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from insiders.model.config import TARGET, ModelConfig
 from insiders.model.support import pickled_as_package
@@ -70,10 +70,11 @@ class ForestLeafEmbedding(TransformerMixin, BaseEstimator):
         return np.delete(X, self.target_index, axis=1)
 
     def fit(self, X, y=None):
-        X = check_array(X, dtype=np.float64)
+        X = validate_data(self, X, dtype=np.float64)  # sets n_features_in_
         if X.shape[1] < 2:
-            raise ValueError("the forest embedding needs the target and at least one other column")
-        self.n_features_in_ = X.shape[1]
+            raise ValueError(
+                f"the forest embedding needs the target and at least one other column, got n_features = {X.shape[1]}"
+            )
         forest = RandomForestRegressor(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
@@ -101,9 +102,7 @@ class ForestLeafEmbedding(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         check_is_fitted(self, "centroids_")
-        X = check_array(X, dtype=np.float64)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected {self.n_features_in_} columns, got {X.shape[1]}")
+        X = validate_data(self, X, dtype=np.float64, reset=False)  # as many columns as in fit, else ValueError
         out = np.empty((X.shape[0], self.n_features_in_))
         for start in range(0, X.shape[0], self.batch_size):
             part = X[start : start + self.batch_size]
