@@ -21,6 +21,7 @@ from insiders.model import (
     ModelConfig,
     SegmentModel,
     StabilityReport,
+    explain_choice,
     fit_model,
     jaccard,
     select_model,
@@ -209,6 +210,11 @@ def test_selection_table(customers, trained):
     chosen_k, again = select_model(customers, FAST)
     assert chosen_k == trained.chosen_k
     pd.testing.assert_frame_equal(again, table)
+
+
+def test_a_selection_table_without_candidates_is_refused(trained):
+    with pytest.raises(ValueError, match="no candidate k to choose from"):
+        explain_choice(trained.selection.iloc[:0], FAST, trained.chosen_k)
 
 
 def test_a_fixed_k_skips_the_choice(customers):

@@ -265,7 +265,7 @@ def _choice(table: pd.DataFrame, config: ModelConfig, elbow: int) -> tuple[int, 
         if len(pool):
             k = int(pool.sort_values(["worst_jaccard", "k"], ascending=[False, True])["k"].iloc[0])
             return k, f"No k is eligible or stable and defensible: k = {k} is the most stable {what} k."
-    raise AssertionError("unreachable: the table has at least one row")
+    raise ValueError("no candidate k to choose from: the selection table has no KMeans row")
 
 
 def explain_choice(table: pd.DataFrame, config: ModelConfig, chosen: int) -> list[str]:
