@@ -183,7 +183,7 @@ def train(
         segmodel.validate_features(frame, config.features, allow_extra=True)
     except ValueError as exc:
         raise InsidersError(f"cannot train on {FEATURES_TABLE}: {exc}") from exc
-    result = segmodel.train(frame, config)
+    result = segmodel.fit_model(frame, config)
     model_bytes = dump_model(result.model)
     profile = result.model.profile(frame)
     same = find_version_by_digest(store, hashlib.sha256(model_bytes).hexdigest())

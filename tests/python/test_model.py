@@ -21,10 +21,11 @@ from insiders.model import (
     ModelConfig,
     SegmentModel,
     StabilityReport,
+    explain_choice,
+    fit_model,
     jaccard,
     select_model,
     stability,
-    train,
     validate_features,
 )
 
@@ -75,14 +76,14 @@ def customers() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def trained(customers):
-    return train(customers, FAST)
+    return fit_model(customers, FAST)
 
 
 # ------------------------------------------------------------------------------------------------- determinism
 
 
 def test_same_seed_gives_identical_model_labels_and_pickled_predictions(customers, trained):
-    again = train(customers, FAST)
+    again = fit_model(customers, FAST)
     first = trained.model.predict(customers)
     pd.testing.assert_frame_equal(first, again.model.predict(customers))
     pd.testing.assert_frame_equal(trained.selection, again.selection)
@@ -99,7 +100,7 @@ def test_same_seed_gives_identical_model_labels_and_pickled_predictions(customer
 
 
 def test_another_seed_is_another_model_but_the_same_insiders(customers, trained):
-    other = train(customers, replace(FAST, seed=7))
+    other = fit_model(customers, replace(FAST, seed=7))
     a = trained.model.predict(customers)
     b = other.model.predict(customers)
     assert jaccard(a.customer_id[a.is_insider], b.customer_id[b.is_insider]) >= 0.9
@@ -211,8 +212,13 @@ def test_selection_table(customers, trained):
     pd.testing.assert_frame_equal(again, table)
 
 
+def test_a_selection_table_without_candidates_is_refused(trained):
+    with pytest.raises(ValueError, match="no candidate k to choose from"):
+        explain_choice(trained.selection.iloc[:0], FAST, trained.chosen_k)
+
+
 def test_a_fixed_k_skips_the_choice(customers):
-    result = train(customers, replace(FAST, k=5))
+    result = fit_model(customers, replace(FAST, k=5))
     assert result.chosen_k == 5
     assert result.selection.loc[result.selection.method == "kmeans", "k"].tolist() == [5]
 
@@ -316,7 +322,7 @@ def test_predict_refuses_bad_input(customers, trained):
 
 @pytest.fixture(scope="module")
 def real_model(real_features):
-    return train(real_features, ModelConfig())
+    return fit_model(real_features, ModelConfig())
 
 
 @pytest.mark.slow
@@ -367,7 +373,7 @@ def test_real_data_insiders_are_stable(real_features, real_model):
 @pytest.mark.realdata
 def test_segment_names_are_unique_and_meaningful_at_every_k(real_features):
     for k in range(3, 11):
-        names = train(real_features, ModelConfig(k=k, n_estimators=100, n_init=5)).model.segments()["segment_name"]
+        names = fit_model(real_features, ModelConfig(k=k, n_estimators=100, n_init=5)).model.segments()["segment_name"]
         assert names.is_unique, (k, names.tolist())
         assert not any("rank" in name for name in names), (k, names.tolist())
         assert names.iloc[0] == "Insiders"
@@ -376,7 +382,7 @@ def test_segment_names_are_unique_and_meaningful_at_every_k(real_features):
 @pytest.mark.slow
 def test_generated_segments_are_recovered(generated_features):
     features, truth = generated_features
-    result = train(features, ModelConfig())
+    result = fit_model(features, ModelConfig())
     scored = result.model.predict(features).merge(truth, on="customer_id", how="inner", validate="one_to_one")
     assert len(scored) == len(features)
     ari = adjusted_rand_score(scored["segment"], scored["segment_rank"])
@@ -389,12 +395,12 @@ def test_generated_segments_are_recovered(generated_features):
 
 
 def test_a_forced_k_that_fails_a_check_trains_and_says_which(customers):
-    result = train(customers, replace(FAST, k=3, max_insiders_share=0.05))
+    result = fit_model(customers, replace(FAST, k=3, max_insiders_share=0.05))
     assert result.chosen_k == 3
     failed = [c.name for c in result.failed]
     assert "insiders_share" in failed
     assert any("forced k = 3 fail" in line and "insiders_share" in line for line in result.explanation)
-    assert not train(customers, replace(FAST, k=5)).failed
+    assert not fit_model(customers, replace(FAST, k=5)).failed
 
 
 def test_model_card_explains_the_choice_and_reads_well(customers, trained):

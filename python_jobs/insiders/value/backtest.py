@@ -201,11 +201,10 @@ def _segments(features: pd.DataFrame, notice: Callable[[str], None]) -> tuple[pd
         loaded = load_pinned()
         out = loaded.model.predict(features)
         return out.set_index("customer_id")["segment_name"], f"pinned model {loaded.manifest['model_version']}"
-    from insiders.model import ModelConfig
-    from insiders.model import train as train_segments
+    from insiders.model import ModelConfig, fit_model
 
     notice("notice: no segmentation model is pinned; training one on the cut-off features for the baseline")
-    trained = train_segments(features, ModelConfig())
+    trained = fit_model(features, ModelConfig())
     out = trained.model.predict(features)
     return out.set_index("customer_id")["segment_name"], "a model trained on the cut-off features"
 
