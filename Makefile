@@ -42,8 +42,9 @@ run: $(STAMP) ## the whole job on DuckDB (sample data, or DATA=file), then repor
 	@echo
 	$(BIN)/insiders answers --target $(TARGET)
 
-lint: $(STAMP) ## ruff and sqlfluff
+lint: $(STAMP) ## ruff, mypy and sqlfluff
 	$(BIN)/ruff check python_jobs tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/sqlfluff lint models macros tests/dbt analyses
 
 test: $(STAMP) lint ## lint + the whole test suite (needs PostgreSQL, the real file and Chromium; CI runs it)

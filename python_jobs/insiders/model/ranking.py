@@ -80,9 +80,8 @@ def _segment_name(seg: pd.DataFrame, population: pd.DataFrame, features: Sequenc
         if high_returns > 0 and seg[returns].median() >= high_returns:
             return "One-off returners" if one_off else "Heavy returners"
     if one_off:
-        return {"recent": "New one-off buyers", "cooling": "One-off buyers", "lapsed": "Lapsed one-off buyers"}.get(
-            recency, "One-off buyers"
-        )
+        one_off_names = {"recent": "New one-off buyers", "cooling": "One-off buyers", "lapsed": "Lapsed one-off buyers"}
+        return one_off_names.get(recency or "", "One-off buyers")
     names = {
         ("high", "recent"): "Loyal big spenders",
         ("high", "cooling"): "Big spenders cooling off",

@@ -76,7 +76,7 @@ def answers_section(data: ReportFigures, currency: str) -> dict[str, Any]:
     """Questions 1 to 5 in plain words, the key figures above them and the trait table."""
     s, every = data.summary, data.everyone
     insiders, customers = s.get("insiders"), s.get("customers")
-    n_insiders = 0 if is_missing(insiders) else int(insiders)
+    n_insiders = int(insiders) if insiders is not None and not is_missing(insiders) else 0
     kpis = [
         (fmt_int(insiders), "Insiders (customers eligible)"),
         (fmt_pct(s.get("insiders_share")), f"of the {fmt_int(customers)} segmented customers"),
