@@ -238,15 +238,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     """Apply the pinned model to customer_features and publish customer_segments."""
     from insiders.artifacts import open_store
     from insiders.pipeline import run_lock
-    from insiders.registry import load_pinned, read_pin
+    from insiders.registry import load_pinned, pinned
     from insiders.scoring import score
     from insiders.warehouse import connect, load_target
 
     target = load_target(args.target)  # configuration first: a bad schema is reported before the model is fetched
     # The same lock as `insiders run`, taken first: a hand-run score never overlaps a scheduled run.
     with run_lock(target, what="insiders score"):
-        pin = read_pin()
-        assert pin is not None
+        pin = pinned()
         # Without --artifacts, load_pinned resolves the store ($INSIDERS_ARTIFACT_URI, else the pin's).
         loaded = load_pinned(open_store(args.artifacts) if args.artifacts else None, pin)
         print(f"Model {pin.version} verified (sha256 {pin.sha256[:12]}…) from {loaded.store_uri}")

@@ -166,7 +166,8 @@ class DbtSession:
                     raise KeyboardInterrupt
         finally:
             _release_duckdb()
-        assert outcome is not None  # only None after an interrupt, which raised above
+        if outcome is None:  # only after an interrupt, which raised above
+            raise DbtError(f"{what} was interrupted")
         if outcome.success:
             return outcome
         if outcome.exception is not None:

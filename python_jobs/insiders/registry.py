@@ -134,6 +134,14 @@ def _pin_text(value: Any, field: str, path: Path) -> str | None:
     return str(value)
 
 
+def pinned(kind: str = SEGMENTATION) -> Pin:
+    """The pin, which must exist: :class:`ModelNotPinnedError` names the fix when nothing is pinned."""
+    pin = read_pin(required=True, kind=kind)
+    if pin is None:  # read_pin(required=True) raises first; this keeps the type honest
+        raise ModelNotPinnedError(f"no {_label(kind)} is pinned")
+    return pin
+
+
 def read_pin(required: bool = True, kind: str = SEGMENTATION) -> Pin | None:
     """The pin, with environment overrides applied; ``None`` (or an error when required) if nothing is pinned."""
     entry, _, env_prefix = _kind(kind)
@@ -465,8 +473,7 @@ def load_pinned(store: ArtifactStore | None = None, pin: Pin | None = None, kind
     must be plain identifiers), then the model's sha256 against the pin and the manifest, then unpickling,
     then the unpickled model's features against the manifest's.
     """
-    pin = pin or read_pin(kind=kind)
-    assert pin is not None
+    pin = pin or pinned(kind)
     store = store or open_store(settings.text("INSIDERS_ARTIFACT_URI") or pin.artifact_uri)
     raw = read_manifest_bytes(store, pin.version, kind)
     if not pin.manifest_sha256:

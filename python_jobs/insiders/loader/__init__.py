@@ -264,11 +264,11 @@ def _load_file(
     pending_rejects: list[pa.Table] = []
 
     def too_many_rejected(of_lines: str) -> InputFileError:
-        assert first_rejected is not None
+        line, reason = first_rejected or (0, "none recorded")
         return InputFileError(
             f"{facts.path}: {rejected_count:,} of {of_lines} lines cannot be read (more than "
-            f"{max_rejected_share:.0%}); is this the right file? First problem: line {first_rejected[0]}: "
-            f"{first_rejected[1]}. Nothing was loaded; raise --max-rejected-share to load it anyway."
+            f"{max_rejected_share:.0%}); is this the right file? First problem: line {line}: "
+            f"{reason}. Nothing was loaded; raise --max-rejected-share to load it anyway."
         )
 
     def reject(rows: list[tuple[int, str, str]]) -> None:

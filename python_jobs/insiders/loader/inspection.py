@@ -250,8 +250,7 @@ def inspect_file(path: str | Path, encoding: str = "auto") -> FileFacts:
     if encoding == "auto":
         chosen = "utf-8" if utf8_ok else "latin-1"
         if census.mixed:
-            assert census.first_utf8 is not None
-            line, text = census.first_utf8
+            line, text = census.first_utf8 or (0, "")
             mojibake = text.encode("utf-8").decode("latin-1")
             raise InputFileError(
                 f"{path}: the file mixes encodings: {census.utf8_lines:,} lines are UTF-8 (first: line {line}) and "

@@ -310,11 +310,10 @@ def run(
             return f"trained and pinned model {outcome.saved.version}"
 
         def score_step() -> str:
-            from insiders.registry import load_pinned, read_pin
+            from insiders.registry import load_pinned, pinned
             from insiders.scoring import DEFAULT_MAX_OUT_OF_RANGE_SHARE, score
 
-            pin = read_pin()
-            assert pin is not None
+            pin = pinned()
             loaded = load_pinned(pin=pin)
             with connect(target) as wh:
                 result = score(
