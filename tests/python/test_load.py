@@ -313,6 +313,7 @@ def test_the_plausible_date_window_is_configurable(
         load(target, write_csv(tmp_path / "other.csv", KAGGLE_LINES[:1]))
 
 
+@pytest.mark.slow  # 15-25 s: make test runs it, make test-fast leaves it out
 def test_dbt_build_fails_on_an_implausible_reference_day(target: Target, tmp_path: Path) -> None:
     """Rows that bypass the loader (written by hand into the raw tables) still cannot poison the features."""
     load(target, write_csv(tmp_path / "data.csv", KAGGLE_LINES))
@@ -403,6 +404,7 @@ def _lines(first: int, count: int) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # 15-25 s: make test runs it, make test-fast leaves it out
 def test_a_superset_delivery_stores_only_the_new_lines(target: Target, tmp_path: Path) -> None:
     first = _lines(0, 1_000)
     run_cli("load", str(write_csv(tmp_path / "jan-part.csv", first)), "--target", target.name)

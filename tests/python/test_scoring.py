@@ -299,6 +299,7 @@ def test_cli_score_without_a_pin_says_what_to_do(duckdb_file: Path, pin_path: Pa
     assert "no model is pinned" in proc.stderr and "insiders train --promote" in proc.stderr
 
 
+@pytest.mark.slow  # 15-25 s: make test runs it, make test-fast leaves it out
 def test_cli_promote_pins_an_older_version_and_models_lists_it(
     duckdb_file: Path, tmp_path: Path, pin_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
