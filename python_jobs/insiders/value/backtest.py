@@ -10,32 +10,26 @@ Compared with two naive baselines: each customer repeats the revenue of the hori
 Segments as of the cut-off day: the pinned segmentation model applied to the cut-off features, or, when none is
 pinned, a segmentation model trained on them. Reported: per-customer mean absolute error, total and per-segment
 revenue error, and the calibration of P(alive) (by band: mean P(alive) vs the share who bought again).
-
-The model is the product's: with a level factor (:mod:`insiders.value.level`), the factor is measured as training
-measures it, with the cut-off as the reference day (fitted as of cut-off − horizon, compared with the horizon up to
-the cut-off), so it too sees nothing after the cut-off; the model without the factor is reported beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from insiders.dbt_session import DbtSession
 from insiders.errors import InsidersError
-from insiders.value.level import DEFAULT_LEVEL, NO_LEVEL, Level, check_level_kind, measure_level_in
 from insiders.value.model import DEFAULT_SEED, FitResult, check_horizon, fit
-from insiders.warehouse import connect, load_target
+from insiders.warehouse import Target, connect, load_target, target_in_schema, validate_identifier
 
 SCRATCH_SUFFIX = "value_backtest"
 METHODS = ("model", "last_horizon", "segment_mean")
-#: the model without its level factor, reported when the model has one
-NO_LEVEL_METHOD = "model_without_level"
 METHOD_LABELS = {
     "model": "BG/NBD + Gamma-Gamma",
-    NO_LEVEL_METHOD: "  the same without level factor",
     "last_horizon": "last horizon repeated",
     "segment_mean": "segment mean of last horizon",
 }
@@ -51,8 +45,6 @@ class BacktestResult:
     customers: pd.DataFrame
     fit: FitResult
     segment_source: str
-    level: Level = NO_LEVEL
-    methods: tuple[str, ...] = METHODS
     mae: dict[str, float] = field(default_factory=dict)
     totals: dict[str, float] = field(default_factory=dict)
     by_segment: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -73,38 +65,20 @@ class BacktestResult:
 
 
 def evaluate(
-    frame: pd.DataFrame,
-    fitted: FitResult,
-    cutoff: dt.date,
-    horizon_days: int,
-    segment_source: str,
-    level: Level = NO_LEVEL,
+    frame: pd.DataFrame, fitted: FitResult, cutoff: dt.date, horizon_days: int, segment_source: str
 ) -> BacktestResult:
     """The figures from a per-customer frame with ``actual_revenue``, ``previous_revenue``, ``segment_name``,
-    ``bought_again`` and the inputs of the model; the model's predictions are multiplied by ``level``'s factor."""
-    model = fitted.model.with_level(level.factor)
-    predicted = model.predict(frame, horizon_days)
+    ``bought_again`` and the inputs of the model."""
+    predicted = fitted.model.predict(frame, horizon_days)
     customers = frame.merge(predicted, on="customer_id", validate="one_to_one")
     customers["pred_model"] = customers["expected_revenue"]
-    methods: tuple[str, ...] = METHODS
-    if level.kind != "none":
-        customers[f"pred_{NO_LEVEL_METHOD}"] = (
-            model.with_level(1.0).predict(frame, horizon_days)["expected_revenue"].to_numpy()
-        )
-        methods = ("model", NO_LEVEL_METHOD, *METHODS[1:])
     customers["pred_last_horizon"] = customers["previous_revenue"]
     customers["pred_segment_mean"] = customers.groupby("segment_name")["previous_revenue"].transform("mean")
     result = BacktestResult(
-        cutoff=cutoff,
-        horizon_days=horizon_days,
-        customers=customers,
-        fit=fitted,
-        segment_source=segment_source,
-        level=level,
-        methods=methods,
+        cutoff=cutoff, horizon_days=horizon_days, customers=customers, fit=fitted, segment_source=segment_source
     )
     actual = customers["actual_revenue"]
-    for method in methods:
+    for method in METHODS:
         pred = customers[f"pred_{method}"]
         result.mae[method] = float((pred - actual).abs().mean())
         result.totals[method] = float(pred.sum())
@@ -112,7 +86,7 @@ def evaluate(
     by_segment = grouped.agg(
         customers=("customer_id", "size"),
         actual=("actual_revenue", "sum"),
-        **{method: (f"pred_{method}", "sum") for method in methods},
+        **{method: (f"pred_{method}", "sum") for method in METHODS},
     ).reset_index()
     result.by_segment = by_segment
     bands = pd.cut(customers["p_alive"], P_ALIVE_BANDS, right=False, include_lowest=True)
@@ -140,11 +114,10 @@ def to_text(result: BacktestResult, currency: str = "") -> str:
         f"{result.fit.seconds:.1f} s), predicting the {result.horizon_days} days after it for "
         f"{len(result.customers):,} customers; segments: {result.segment_source}.",
         f"Actual revenue of these customers in the horizon: {currency}{actual:,.0f}",
-        result.level.describe(),
         "",
         f"{'method':<32}{'MAE per customer':>18}{'predicted total':>18}{'total error':>14}",
     ]
-    for method in result.methods:
+    for method in METHODS:
         err = result.total_error(method)
         share = err / actual if actual else float("nan")
         lines.append(
@@ -156,7 +129,7 @@ def to_text(result: BacktestResult, currency: str = "") -> str:
             f"{m}: {getattr(row, m):,.0f} ({(getattr(row, m) - row.actual) / row.actual:+.1%})"
             if row.actual
             else f"{m}: {getattr(row, m):,.0f}"
-            for m in result.methods
+            for m in METHODS
         )
         lines.append(f"  {row.segment_name} ({row.customers:,} customers): actual {row.actual:,.0f}; {errors}")
     lines += ["", "P(alive) calibration (band: customers, mean P(alive), share who bought again in the horizon):"]
@@ -174,14 +147,8 @@ def plot_svg(result: BacktestResult) -> str:
     """Per segment, actual and predicted revenue of each method (grouped horizontal bars), as standalone SVG."""
     from insiders.report.charts import Svg
 
-    colours = {
-        "actual": "#333333",
-        "model": "#1b7837",
-        NO_LEVEL_METHOD: "#a6dba0",
-        "last_horizon": "#b2182b",
-        "segment_mean": "#2166ac",
-    }
-    series = ("actual", *result.methods)
+    colours = {"actual": "#333333", "model": "#1b7837", "last_horizon": "#b2182b", "segment_mean": "#2166ac"}
+    series = ("actual", *METHODS)
     rows = result.by_segment
     label_w, bar_h, group_gap, width = 170, 12, 14, 720
     top = 48
@@ -194,7 +161,7 @@ def plot_svg(result: BacktestResult) -> str:
     x = 8
     for name in series:
         svg.rect(x, 26, 10, 10, colours[name])
-        label = "actual" if name == "actual" else METHOD_LABELS[name].strip()
+        label = "actual" if name == "actual" else METHOD_LABELS[name]
         svg.text(x + 14, 35, label)
         x += 24 + 7 * len(label)
     top_value = max(float(rows[list(series)].to_numpy().max()), 1.0) if len(rows) else 1.0
@@ -212,6 +179,18 @@ def plot_svg(result: BacktestResult) -> str:
 
 
 # ------------------------------------------------------------------------------------------ the warehouse part
+
+
+@contextlib.contextmanager
+def scratch_target(target: Target) -> Iterator[Target]:
+    """Point this process (and dbt in it) at ``<schema>_value_backtest``; drop it afterwards."""
+    schema = validate_identifier(f"{target.schema}_{SCRATCH_SUFFIX}", "backtest schema")
+    with target_in_schema(target, schema) as scratch:
+        try:
+            yield scratch
+        finally:
+            with connect(scratch) as wh:
+                wh.execute(f"drop schema if exists {schema} cascade")
 
 
 def _segments(features: pd.DataFrame, notice: Callable[[str], None]) -> tuple[pd.Series, str]:
@@ -237,7 +216,6 @@ def run_backtest(
     method: str = "map",
     seed: int = DEFAULT_SEED,
     notice: Callable[[str], None] = print,
-    level: str = DEFAULT_LEVEL,
 ) -> BacktestResult:
     """Build the data as of the cut-off day aside, fit, predict and compare (see the module docstring)."""
     if int(cutoff_days) != cutoff_days or cutoff_days <= 0:
@@ -248,28 +226,62 @@ def run_backtest(
             f"the horizon ({horizon} days) is longer than what follows the cut-off ({cutoff_days} days): "
             "what happened cannot be compared for the whole horizon"
         )
-    check_level_kind(level)
     from insiders.training import read_features
-    from insiders.value.asof import build_as_of, build_sales, read_outcome, scratch_target, with_outcome
     from insiders.value.training import read_inputs
 
     target = load_target(target_name)
-    with scratch_target(target, SCRATCH_SUFFIX) as scratch:
-        last = build_sales(scratch)
+    with scratch_target(target) as scratch:
+        DbtSession(scratch, None).run(
+            ["build", "--select", "+int_sales__cleaned", "--resource-type", "seed", "--resource-type", "model"]
+        )
+        with connect(scratch) as wh:
+            last = wh.query(f"select max(invoice_day) from {scratch.schema}.int_sales__cleaned")[0][0]
+        if last is None:
+            raise InsidersError("no valid sales: load data first")
+        last = pd.Timestamp(last).date()
         cutoff = last - dt.timedelta(days=int(cutoff_days))
         notice(f"last day {last}; cut-off {cutoff}; horizon {horizon} days")
-        build_as_of(scratch, cutoff)
+        DbtSession(scratch, f"{{as_of_date: '{cutoff}'}}").run(
+            ["run", "--select", "+customer_features +customer_value_inputs"]
+        )
         with connect(scratch) as wh:
             inputs, _ = read_inputs(wh, scratch.schema)
             features, _ = read_features(wh, scratch.schema)
             start, end = cutoff - dt.timedelta(days=horizon), cutoff + dt.timedelta(days=horizon)
-            outcome = read_outcome(wh, scratch.schema, start, cutoff, end)
-        # The level factor as training measures it, with the cut-off as the reference day (rebuilds the scratch
-        # schema as of cut-off - horizon, so it comes after everything read as of the cut-off).
-        measured = measure_level_in(scratch, cutoff, horizon, level, method, seed, notice)
+            outcome = wh.query_df(_outcome_sql(scratch.schema), [str(d) for d in (start, end, cutoff, cutoff, cutoff)])
     fitted = fit(inputs, method=method, seed=seed, notice=notice)
     segments, source = _segments(features, notice)
-    frame = with_outcome(inputs, outcome)
+    outcome["customer_id"] = outcome["customer_id"].astype("int64")
+    frame = inputs.merge(outcome, on="customer_id", how="left")
+    for column in ("actual_revenue", "previous_revenue", "actual_purchases"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float).fillna(0.0)
     frame["bought_again"] = (frame["actual_purchases"] > 0).astype(float)
     frame["segment_name"] = frame["customer_id"].map(segments).fillna("Unsegmented")
-    return evaluate(frame, fitted, cutoff, horizon, source, measured)
+    return evaluate(frame, fitted, cutoff, horizon, source)
+
+
+def _outcome_sql(schema: str) -> str:
+    """Per customer: gross revenue and purchase days in (cut-off, end], and revenue in (start, cut-off].
+
+    Parameters: start, end, cut-off, cut-off, cut-off (days as text). A purchase is a day with purchase lines, as
+    in customer_value_inputs.
+    """
+    return f"""
+        with purchase_days as (
+            select customer_id, invoice_day, sum(line_revenue) as spend
+            from {schema}.int_sales__cleaned
+            where
+                not is_anonymous
+                and not is_return
+                and invoice_day > cast(%s as date)
+                and invoice_day <= cast(%s as date)
+            group by customer_id, invoice_day
+        )
+        select
+            customer_id,
+            sum(case when invoice_day > cast(%s as date) then spend else 0 end) as actual_revenue,
+            sum(case when invoice_day > cast(%s as date) then 1 else 0 end) as actual_purchases,
+            sum(case when invoice_day <= cast(%s as date) then spend else 0 end) as previous_revenue
+        from purchase_days
+        group by customer_id
+    """

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from insiders.value.level import DEFAULT_LEVEL, LEVEL_KINDS
 from insiders.value.model import DEFAULT_HORIZON_DAYS, DEFAULT_SEED, FIT_METHODS
 
 
@@ -122,7 +121,6 @@ def cmd_value_backtest(args: argparse.Namespace) -> int:
         horizon_days=args.horizon_days,
         method=args.method,
         seed=args.seed,
-        level=args.level,
     )
     print(to_text(result))
     if args.plot:
@@ -139,14 +137,6 @@ def add_value_parser(sub: argparse._SubParsersAction, common: dict[str, argparse
     def fit_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", choices=FIT_METHODS, default="map", help="map (default) or full sampling")
         p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed of the sampler")
-
-    def level_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--level",
-            choices=LEVEL_KINDS,
-            default=DEFAULT_LEVEL,
-            help=f"level factor measured before the reference day from revenue, purchases, or none ({DEFAULT_LEVEL})",
-        )
 
     target, artifacts = common["target"], common["artifacts"]
     p = vsub.add_parser(
@@ -179,5 +169,4 @@ def add_value_parser(sub: argparse._SubParsersAction, common: dict[str, argparse
     p.add_argument("--horizon-days", type=_days, help="horizon to predict (default: --cutoff-days)")
     p.add_argument("--plot", help="write the per-segment comparison as SVG to this file")
     fit_options(p)
-    level_option(p)
     p.set_defaults(func=cmd_value_backtest)

@@ -12,7 +12,6 @@ reference day, ``monetary_value`` = mean spend of the repeat purchases (customer
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -115,12 +114,7 @@ def _log_delta(x: np.ndarray, tx: np.ndarray, big_t: np.ndarray, r: float, alpha
 
 @dataclass(frozen=True)
 class ValueModel:
-    """Fitted BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, v) parameters, and the closed-form predictions.
-
-    ``level`` multiplies the expected purchases (hence the expected revenue; spend per purchase and P(alive) are
-    unchanged): the level factor measured before the reference day (:mod:`insiders.value.level`). Artifacts
-    stored before the factor existed have no such attribute and unpickle to the class default, 1.
-    """
+    """Fitted BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, v) parameters, and the closed-form predictions."""
 
     r: float
     alpha: float
@@ -129,7 +123,6 @@ class ValueModel:
     p: float
     q: float
     v: float
-    level: float = 1.0
 
     @property
     def features(self) -> list[str]:
@@ -137,7 +130,7 @@ class ValueModel:
 
     def check(self) -> None:
         """Refuse parameters for which the expectations are infinite or undefined."""
-        values = {k: getattr(self, k) for k in ("r", "alpha", "a", "b", "p", "q", "v", "level")}
+        values = {k: getattr(self, k) for k in ("r", "alpha", "a", "b", "p", "q", "v")}
         bad = [f"{k}={v!r}" for k, v in values.items() if not (math.isfinite(v) and v > 0)]
         if bad:
             raise ValueInputError(f"the fitted parameters must be positive and finite: {', '.join(bad)}")
@@ -146,12 +139,6 @@ class ValueModel:
             raise ValueInputError(f"BG/NBD a={self.a!r} is 1 to 9 digits: the closed form is singular there; refit")
         if self.q <= 1:
             raise ValueInputError(f"Gamma-Gamma q={self.q:.4g} <= 1: expected spend is infinite; refit")
-
-    def with_level(self, level: float) -> ValueModel:
-        """The same fitted parameters with another level factor."""
-        out = dataclasses.replace(self, level=float(level))
-        out.check()
-        return out
 
     def _arrays(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         frequency, recency, age = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "t"))
@@ -163,8 +150,7 @@ class ValueModel:
         return 1.0 / (1.0 + np.exp(_log_delta(x, tx, big_t, self.r, self.alpha, self.a, self.b)))
 
     def expected_purchases(self, frame: pd.DataFrame, horizon_days: float) -> np.ndarray:
-        """Expected purchases in the ``horizon_days`` after the reference day (Fader, Hardie and Lee 2005, eq. 10),
-        times the model's level factor.
+        """Expected purchases in the ``horizon_days`` after the reference day (Fader, Hardie and Lee 2005, eq. 10).
 
         The hypergeometric term is taken through Euler's transformation,
         (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z),
@@ -176,7 +162,7 @@ class ValueModel:
         c = self.a + self.b + x - 1
         tail = (1 - z) ** (self.a - 1) * hyp2f1(self.a + self.b - 1 - self.r, self.a - 1, c, z)
         head = c / (self.a - 1) * (1 - tail)
-        out = self.level * head / (1.0 + np.exp(_log_delta(x, tx, big_t, self.r, self.alpha, self.a, self.b)))
+        out = head / (1.0 + np.exp(_log_delta(x, tx, big_t, self.r, self.alpha, self.a, self.b)))
         if not np.isfinite(out).all():
             raise ValueInputError("expected purchases are not finite for some customers; check the inputs")
         return out
@@ -192,8 +178,7 @@ class ValueModel:
         return np.where(usable, posterior, population)
 
     def unconditional_purchases(self, t_days: np.ndarray) -> np.ndarray:
-        """Expected repeat purchases of a new customer over ``t_days`` (the fit's goodness-of-fit check; the fitted
-        process itself, without the level factor)."""
+        """Expected repeat purchases of a new customer over ``t_days`` (the fit's goodness-of-fit check)."""
         t = np.asarray(t_days, dtype=float)
         z = t / (self.alpha + t)
         c = self.a + self.b - 1
