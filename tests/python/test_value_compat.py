@@ -1,8 +1,9 @@
 """Stored value models keep working: a version saved by earlier code loads, verified, and scores as it did then.
 
 The fixture under ``fixtures/value_compat/`` is a customer-value model version as ``insiders value train --promote``
-stored it before value models had a level factor (artifact, manifest, card and pin), with the inputs it was fitted
-on and what it predicted for them; ``fixtures/value_compat/make_fixture.py`` says how it was made.
+stored it (artifact, manifest, card and pin), with the inputs it was fitted on and what it predicted for them;
+``fixtures/value_compat/make_fixture.py`` says how it was made. A change of :class:`ValueModel` (a new attribute, a
+moved module) must keep such versions loading and predicting as they did.
 """
 
 from __future__ import annotations
@@ -36,6 +37,6 @@ def test_a_stored_value_model_loads_through_the_verified_path_and_predicts_as_re
     assert loaded.pin.version == read_pin(kind=VALUE).version
     assert isinstance(loaded.model, ValueModel)
     inputs = pd.read_parquet(FIXTURE / "inputs.parquet")
-    expected = pd.read_csv(FIXTURE / "predictions.csv", float_precision="round_trip")
+    expected = pd.read_csv(FIXTURE / "predictions.csv")
     predicted = loaded.model.predict(inputs, 90)
     pd.testing.assert_frame_equal(predicted.reset_index(drop=True), expected, check_dtype=False, check_exact=True)
