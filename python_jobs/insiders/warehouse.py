@@ -1,17 +1,20 @@
 """One place that knows how to reach the warehouse.
 
 The Python jobs read the same ``profiles.yml`` as dbt and render its ``env_var()`` calls the same way, so a
-target means the same database to both. Two adapters are supported: DuckDB (the embedded default) and
-PostgreSQL (production, Amazon RDS).
+target means the same database to both. Three adapters are supported: DuckDB (the embedded default),
+PostgreSQL (production, Amazon RDS) and Apache Spark (a SparkSession in this process: local mode, or the driver
+of a cluster; see :mod:`insiders.spark_tables` for how the jobs write without transactions there).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +34,7 @@ PROFILE_NAME = "insiders"
 _MISSING = object()
 RAW_SCHEMA_ENV = "INSIDERS_RAW_SCHEMA"
 #: the variable that profiles.yml reads each adapter's schema from
-SCHEMA_ENV = {"duckdb": "INSIDERS_DUCKDB_SCHEMA", "postgres": "INSIDERS_PG_SCHEMA"}
+SCHEMA_ENV = {"duckdb": "INSIDERS_DUCKDB_SCHEMA", "postgres": "INSIDERS_PG_SCHEMA", "spark": "INSIDERS_SPARK_SCHEMA"}
 DEFAULT_RAW_SCHEMA = "raw"
 
 # The only names that may reach SQL: lower-case letters, digits and underscores, starting with a letter or an
@@ -71,7 +74,7 @@ def validate_identifier(name: object, what: str = "identifier") -> str:
 
 
 def quote_identifier(name: object, what: str = "identifier") -> str:
-    """A validated identifier in double quotes, the same on DuckDB and PostgreSQL.
+    """A validated identifier in double quotes, the same on DuckDB and PostgreSQL (not Spark: see ``ident``).
 
     Prefer :meth:`Warehouse.ident`, which lets the adapter quote; this one is for SQL written without a
     connection (DDL templates). Validation comes first: quoting alone is never trusted with a name.
@@ -174,6 +177,12 @@ class Target:
         s = self.settings
         if self.type == "duckdb":
             return f"target '{self.name}' (DuckDB file {self.duckdb_path()})"
+        if self.type == "spark":
+            conf = self.spark_settings()
+            return (
+                f"target '{self.name}' (Spark {conf.get('spark.master', s.get('host'))}, warehouse "
+                f"{conf.get('spark.sql.warehouse.dir', '-')})"
+            )
         return (
             f"target '{self.name}' (PostgreSQL {s.get('user')}@{s.get('host')}:{s.get('port')}"
             f"/{s.get('dbname') or s.get('database')})"
@@ -200,6 +209,39 @@ class Target:
             values[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return values
 
+    def spark_settings(self) -> dict[str, str]:
+        """The Spark configuration of the profile's ``server_side_parameters``, paths made absolute.
+
+        Relative paths (the warehouse folder, the Derby metastore) are relative to the project directory, as the
+        DuckDB file is, so the jobs and a dbt started in the project find the same tables.
+        """
+        raw = self.settings.get("server_side_parameters") or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"target '{self.name}': 'server_side_parameters' in profiles.yml must be a mapping")
+        conf = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in raw.items()}
+        warehouse_dir = conf.get("spark.sql.warehouse.dir")
+        if warehouse_dir and "://" not in warehouse_dir and not Path(warehouse_dir).is_absolute():
+            conf["spark.sql.warehouse.dir"] = str(project_dir() / warehouse_dir)
+        url = conf.get("spark.hadoop.javax.jdo.option.ConnectionURL", "")
+        match = re.match(r"(jdbc:derby:;databaseName=)([^;]+)(.*)", url)
+        if match and not Path(match.group(2)).is_absolute():
+            conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+                f"{match.group(1)}{project_dir() / match.group(2)}{match.group(3)}"
+            )
+        java_options = conf.get("spark.driver.extraJavaOptions", "")
+        home = re.search(r"-Dderby\.system\.home=(\S+)", java_options)
+        if home and not Path(home.group(1)).is_absolute():
+            conf["spark.driver.extraJavaOptions"] = java_options.replace(
+                home.group(0), f"-Dderby.system.home={project_dir() / home.group(1)}"
+            )
+        return conf
+
+    def spark_metastore_dir(self) -> Path | None:
+        """The folder of the embedded Derby metastore (None when the profile uses another metastore)."""
+        url = self.spark_settings().get("spark.hadoop.javax.jdo.option.ConnectionURL", "")
+        match = re.match(r"jdbc:derby:;databaseName=([^;]+)", url)
+        return Path(match.group(1)).parent if match else None
+
 
 def load_target(name: str | None = None) -> Target:
     """Read ``profiles.yml`` and return the named target (default: the profile's ``target``)."""
@@ -222,7 +264,12 @@ def load_target(name: str | None = None) -> Target:
     config = _render(outputs[name], env)
     kind = config.get("type")
     if kind not in SCHEMA_ENV:
-        raise ConfigError(f"target '{name}' has type {kind!r}; insiders supports duckdb and postgres")
+        raise ConfigError(f"target '{name}' has type {kind!r}; insiders supports duckdb, postgres and spark")
+    if kind == "spark" and config.get("method") != "session":
+        raise ConfigError(
+            f"target '{name}' reaches Spark through {config.get('method')!r}, which only dbt can use; the insiders "
+            "jobs need a SparkSession: use the spark target (method session) on the cluster's driver"
+        )
     target = Target(name=name, type=kind, settings=config)
     validate_identifier(target.schema, f"the schema of target '{name}' (profiles.yml, usually ${SCHEMA_ENV[kind]})")
     return target
@@ -263,6 +310,8 @@ class Warehouse:
         connection, DuckDB gets standard double quotes.
         """
         names = [validate_identifier(p, what) for p in parts]
+        if self.kind == "spark":
+            return ".".join(f"`{n}`" for n in names)
         if self.kind == "postgres":
             from psycopg2.extensions import quote_ident
 
@@ -275,7 +324,10 @@ class Warehouse:
 
     # -- statements -------------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        """Run one statement (``%s`` placeholders on both adapters)."""
+        """Run one statement (``%s`` placeholders on every adapter)."""
+        if self.kind == "spark":
+            self._spark_sql(sql, params).collect()
+            return
         if self.kind == "duckdb":
             self.conn.execute(sql.replace("%s", "?"), params or [])
         else:
@@ -284,6 +336,8 @@ class Warehouse:
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query and return all rows."""
+        if self.kind == "spark":
+            return [tuple(row) for row in self._spark_sql(sql, params).collect()]
         if self.kind == "duckdb":
             return self.conn.execute(sql.replace("%s", "?"), params or []).fetchall()
         with self.conn.cursor() as cur:
@@ -292,6 +346,8 @@ class Warehouse:
 
     def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run a query and return a DataFrame."""
+        if self.kind == "spark":
+            return self._spark_sql(sql, params).toArrow().to_pandas()
         if self.kind == "duckdb":
             return self.conn.execute(sql.replace("%s", "?"), params or []).df()
         import pandas as pd
@@ -302,7 +358,24 @@ class Warehouse:
             return pd.DataFrame(cur.fetchall(), columns=cols)
 
     def iter_frames(self, sql: str, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
-        """Stream a query's result as DataFrames of at most ``chunk_rows`` rows (flat memory)."""
+        """Stream a query's result as DataFrames of at most ``chunk_rows`` rows (flat memory).
+
+        On Spark the rows come to the driver partition by partition (``toLocalIterator``).
+        """
+        if self.kind == "spark":
+            import pandas as pd
+
+            frame = self._spark_sql(sql)
+            names = frame.columns
+            rows: list[Any] = []
+            for row in frame.toLocalIterator(prefetchPartitions=True):
+                rows.append(tuple(row))
+                if len(rows) >= chunk_rows:
+                    yield pd.DataFrame(rows, columns=names)
+                    rows = []
+            if rows:
+                yield pd.DataFrame(rows, columns=names)
+            return
         if self.kind == "duckdb":
             # A cursor of its own, so that statements run while streaming do not cancel the stream.
             cursor = self.conn.cursor()
@@ -327,6 +400,10 @@ class Warehouse:
 
     def columns(self, schema: str, table: str) -> dict[str, str]:
         """Column name -> lower-case data type, in table order ({} when the relation does not exist)."""
+        if self.kind == "spark":
+            if not self.relation_exists(schema, table):
+                return {}
+            return {str(n): str(t).lower() for n, t in self.conn.table(self.ident(schema, table)).dtypes}
         rows = self.query(
             "select column_name, data_type from information_schema.columns "
             "where table_schema = %s and table_name = %s order by ordinal_position",
@@ -336,6 +413,12 @@ class Warehouse:
 
     def relation_exists(self, schema: str, table: str) -> bool:
         """Whether a table or view exists."""
+        if self.kind == "spark":
+            validate_identifier(schema, "schema name")
+            validate_identifier(table, "table name")
+            return bool(self.conn.catalog.databaseExists(schema)) and bool(
+                self.conn.catalog.tableExists(f"{schema}.{table}")
+            )
         rows = self.query(
             "select count(*) from information_schema.tables where table_schema = %s and table_name = %s",
             [schema, table],
@@ -344,7 +427,14 @@ class Warehouse:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Warehouse]:
-        """All or nothing: commit on success, roll back on any exception."""
+        """All or nothing: commit on success, roll back on any exception.
+
+        Spark has no transactions: there the block runs as it is, and the jobs make their writes atomic
+        themselves (they write aside and swap, :mod:`insiders.spark_tables`).
+        """
+        if self.kind == "spark":
+            yield self
+            return
         if self.kind == "duckdb":
             self.conn.execute("begin transaction")
         try:
@@ -364,6 +454,9 @@ class Warehouse:
             return
         if self.kind == "duckdb":
             self._duckdb_insert(table, data.column_names, data, casts)
+            return
+        if self.kind == "spark":
+            self.spark_frame(data, table).write.insertInto(self.qualified(table))
             return
         import pyarrow.csv as pacsv
 
@@ -435,6 +528,22 @@ class Warehouse:
         finally:
             self.conn.unregister("_insiders_batch")
 
+    # -- Spark ----------------------------------------------------------------------------------------
+    def _spark_sql(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """A Spark DataFrame of one statement; ``%s`` placeholders become Spark's positional ``?`` markers."""
+        if params:
+            return self.conn.sql(sql.replace("%s", "?"), args=list(params))
+        return self.conn.sql(sql)
+
+    def spark_frame(self, data: pa.Table, table: str | None = None) -> Any:
+        """An Arrow table as a Spark DataFrame; with ``table``, cast and ordered as that table's columns."""
+        frame = self.conn.createDataFrame(data)
+        if table is None:
+            return frame
+        schema, name = table.split(".")
+        columns = self.columns(schema, name)
+        return frame.selectExpr(*(f"cast({self.ident(c)} as {t}) as {self.ident(c)}" for c, t in columns.items()))
+
     def advisory_lock(self, key: int) -> bool:
         """Try a transaction-level advisory lock on PostgreSQL; DuckDB's file lock already serialises."""
         if self.kind != "postgres":
@@ -442,7 +551,10 @@ class Warehouse:
         return bool(self.query("select pg_try_advisory_xact_lock(%s)", [key])[0][0])
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection. A SparkSession stays open for the rest of the process: dbt in this process and
+        the next step share it (starting one takes seconds), and it ends with the process."""
+        if self.kind == "spark":
+            return
         with contextlib.suppress(Exception):
             self.conn.close()
 
@@ -482,6 +594,8 @@ def connect(target: Target | str | None = None) -> Warehouse:
     """Open a connection to a target (a name, a :class:`Target`, or the profile's default)."""
     if not isinstance(target, Target):
         target = load_target(target)
+    if target.type == "spark":
+        return Warehouse(target, spark_session(target))
     if target.type == "duckdb":
         import duckdb
 
@@ -523,3 +637,46 @@ def connect(target: Target | str | None = None) -> Warehouse:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise WarehouseError(f"cannot connect to {target.describe()}: {reason}") from exc
     return Warehouse(target, conn)
+
+
+def spark_session(target: Target) -> Any:
+    """The process's SparkSession for a ``spark`` target, started on first use with the profile's settings.
+
+    dbt-spark's session method, run in this process by :mod:`insiders.dbt_session`, finds this session and uses
+    it, so the jobs and dbt see the same catalog. ANSI mode is off, as dbt-spark sets it (the models' arithmetic
+    and casts behave the same in both). A missing pyspark or Java is a configuration error saying what to install.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise ConfigError(
+            f"{target.describe()} needs pyspark: pip install -c constraints.txt -e '.[spark]' (and Java 17)"
+        ) from exc
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    conf = target.spark_settings()
+    for key in ("spark.sql.warehouse.dir",):
+        folder = conf.get(key)
+        if folder and "://" not in folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+    metastore = target.spark_metastore_dir()
+    if metastore is not None:
+        metastore.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    builder = builder.config("spark.sql.ansi.enabled", "false")
+    # The executors' Python (mapInPandas in scoring) is this one, with the project's packages; pyspark reads the
+    # variable when the session starts (a cluster's spark-env.sh sets its own).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    try:
+        session = builder.enableHiveSupport().getOrCreate()
+    except Exception as exc:  # Java missing, a metastore in use by another process, a bad setting
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise WarehouseError(f"cannot start Spark for {target.describe()}: {first}") from exc
+    # Failures reach the caller as exceptions with their message; Spark's own log would repeat each one with a
+    # Java stack trace.
+    session.sparkContext.setLogLevel("ERROR")
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    return session
