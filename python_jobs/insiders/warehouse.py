@@ -346,12 +346,17 @@ class Warehouse:
 
     def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run a query and return a DataFrame."""
-        if self.kind == "spark":
-            return self._spark_sql(sql, params).toArrow().to_pandas()
-        if self.kind == "duckdb":
-            return self.conn.execute(sql.replace("%s", "?"), params or []).df()
         import pandas as pd
 
+        if self.kind == "spark":
+            frame = self._spark_sql(sql, params).toArrow().to_pandas()
+            # Spark's timestamps are instants; the other adapters give UTC wall times without a zone, as stored.
+            for name in frame.columns:
+                if isinstance(frame[name].dtype, pd.DatetimeTZDtype):
+                    frame[name] = frame[name].dt.tz_convert("UTC").dt.tz_localize(None)
+            return frame
+        if self.kind == "duckdb":
+            return self.conn.execute(sql.replace("%s", "?"), params or []).df()
         with self.conn.cursor() as cur:
             cur.execute(sql, params)
             cols = [d[0] for d in cur.description]
