@@ -13,8 +13,11 @@
 {%- endmacro %}
 
 {#-
-    Spark's Parquet tables have no keys: the key stays documented in the model's YAML and checked by its data
-    tests (unique, not_null), which run on every adapter.
+    Spark's Parquet tables have no keys: the key is checked instead, right after the table is built (no
+    repeated and no null key; spark_check_columns in spark__persist_constraints.sql), and the hook runs nothing.
 -#}
 {% macro spark__add_primary_key(relation, columns) -%}
+    {%- if execute -%}
+        {%- do spark_check_columns(relation, [columns], []) -%}
+    {%- endif -%}
 {%- endmacro %}
