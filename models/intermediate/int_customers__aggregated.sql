@@ -115,7 +115,7 @@ totals as (
         -- Lines, not distinct products: the study's definition.
         count(*) filter (where not is_return) as qty_products,
         count(distinct stock_code) filter (where not is_return) as qty_distinct_products,
-        avg(line_revenue) filter (where not is_return) as avg_ticket,
+        {{ decimal_mean('line_revenue', 'not is_return') }} as avg_ticket,
         -sum(quantity) filter (where is_return) as qty_returns,
         -- Distinct days with any valid line, purchases and returns alike (for avg_recency_days).
         min(invoice_day) as first_active_day,
