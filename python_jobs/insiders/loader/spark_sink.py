@@ -37,6 +37,7 @@ from insiders.spark_tables import (
     file_lock,
     list_folder,
     lock_dir,
+    partition_value,
     write_partition,
 )
 from insiders.warehouse import Warehouse
@@ -63,6 +64,7 @@ class SparkSink:
         self.staging = f"{self.staging_root}/{load_id}"
         self.written: list[str] = []  # tables whose partition of this load is written, in commit order
         self.folders: list[str] = []
+        self.committed: list[str] = []  # tables whose partition of this load was added
         self.lines_staged = False
 
     def _table(self, name: str) -> str:
@@ -180,8 +182,14 @@ class SparkSink:
         log = self._table("load_log")
         for table in sorted(self.written, key=lambda t: t == log):
             add_partition(self.wh, table, PARTITION, self.load_id)
+            self.committed.append(table)
 
     def discard(self) -> None:
-        """Delete what this load wrote (nothing of it was committed)."""
+        """Delete what this load wrote; a partition already added (a failure inside the commit) is dropped."""
+        for table in self.committed:
+            self.wh.execute(
+                f"alter table {self.wh.qualified(table)} drop if exists partition "
+                f"({PARTITION} = {partition_value(self.load_id)})"
+            )
         for folder in self.folders:
             delete_folder(self.wh, folder)
