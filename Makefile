@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?=
+# Optional groups installed into .venv (CI adds spark: EXTRAS=dev,value,spark).
+EXTRAS ?= dev,value
 SAMPLE := data/sample/online_retail_sample.csv.gz
 TARGET ?= local
 export DBT_PROFILES_DIR := $(CURDIR)
@@ -19,12 +21,12 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMP) ## create .venv and install the project with its dev and value groups
+install: $(STAMP) ## create .venv and install the project with its dev and value groups (EXTRAS=dev,value,spark adds Spark)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,value]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 $(SAMPLE): | $(STAMP)
@@ -47,7 +49,7 @@ lint: $(STAMP) ## ruff, mypy and sqlfluff
 	$(BIN)/mypy
 	$(BIN)/sqlfluff lint models macros tests/dbt analyses
 
-test: $(STAMP) lint ## lint + the whole test suite (needs PostgreSQL, the real file and Chromium; CI runs it)
+test: $(STAMP) lint ## lint + the whole test suite (needs PostgreSQL, the real file, Chromium, Spark; CI runs it)
 	$(BIN)/pytest
 
 # The developer loop: no server, no real file, no browser, no slow end-to-end runs.

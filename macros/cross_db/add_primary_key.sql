@@ -11,3 +11,13 @@
 {% macro default__add_primary_key(relation, columns) -%}
     alter table {{ relation }} add primary key ({{ columns | join(', ') }})
 {%- endmacro %}
+
+{#-
+    Spark's Parquet tables have no keys: the key is checked instead, right after the table is built (no
+    repeated and no null key; spark_check_columns in spark__persist_constraints.sql), and the hook runs nothing.
+-#}
+{% macro spark__add_primary_key(relation, columns) -%}
+    {%- if execute -%}
+        {%- do spark_check_columns(relation, [columns], []) -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -18,3 +18,8 @@
 {% macro duckdb__format_number(number_expression, decimals=0) -%}
     format('{:,.{{ decimals }}f}', cast({{ number_expression }} as double precision))
 {%- endmacro %}
+
+{#- Spark's format_number rounds a half to even too (156.5 -> '156'), with the same separators. -#}
+{% macro spark__format_number(number_expression, decimals=0) -%}
+    format_number(cast({{ number_expression }} as double), {{ decimals }})
+{%- endmacro %}

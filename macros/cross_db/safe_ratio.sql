@@ -11,3 +11,7 @@
 {% macro default__safe_ratio(numerator, denominator) -%}
     (cast({{ numerator }} as double precision) / nullif(cast({{ denominator }} as double precision), 0))
 {%- endmacro %}
+
+{% macro spark__safe_ratio(numerator, denominator) -%}
+    (cast({{ numerator }} as double) / nullif(cast({{ denominator }} as double), 0))
+{%- endmacro %}

@@ -26,15 +26,18 @@ rule_texts as (
 
     select
         (
-            select coalesce(string_agg(stock_code, '|' order by stock_code), '')
+            select coalesce({{ ordered_string_agg('stock_code', '|', 'stock_code') }}, '')
             from non_product_stock_codes
         ) as stock_codes,
         (
-            select coalesce(string_agg(country, '|' order by country), '')
+            select coalesce({{ ordered_string_agg('country', '|', 'country') }}, '')
             from invalid_countries
         ) as countries,
         (
-            select coalesce(string_agg(cast(customer_id as varchar), '|' order by customer_id), '')
+            select
+                coalesce(
+                    {{ ordered_string_agg('cast(customer_id as ' ~ type_text() ~ ')', '|', 'customer_id') }}, ''
+                )
             from excluded_customers
         ) as customers
 

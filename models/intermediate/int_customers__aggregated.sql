@@ -14,7 +14,7 @@
 -- A change of the cleaning rules deletes every row first (pre-hook), so that run recomputes every customer.
 {{
     config(
-        materialized=('table' if as_of_date_is_set() else 'incremental'),
+        materialized=('table' if as_of_date_is_set() else incremental_materialization()),
         incremental_strategy='delete+insert',
         unique_key='customer_id',
         pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
@@ -115,7 +115,7 @@ totals as (
         -- Lines, not distinct products: the study's definition.
         count(*) filter (where not is_return) as qty_products,
         count(distinct stock_code) filter (where not is_return) as qty_distinct_products,
-        avg(line_revenue) filter (where not is_return) as avg_ticket,
+        {{ decimal_mean('line_revenue', 'not is_return') }} as avg_ticket,
         -sum(quantity) filter (where is_return) as qty_returns,
         -- Distinct days with any valid line, purchases and returns alike (for avg_recency_days).
         min(invoice_day) as first_active_day,
@@ -159,7 +159,7 @@ final as (
     select
         cast(totals.customer_id as bigint) as customer_id,
         cast(totals.valid_lines as bigint) as valid_lines,
-        cast(customer_countries.country as varchar) as country,
+        cast(customer_countries.country as {{ type_text() }}) as country,
         cast(totals.first_purchase_day as date) as first_purchase_day,
         cast(totals.last_purchase_day as date) as last_purchase_day,
         cast(totals.gross_revenue as numeric(18, 4)) as gross_revenue,
@@ -167,7 +167,7 @@ final as (
         cast(coalesce(totals.qty_items, 0) as bigint) as qty_items,
         cast(coalesce(totals.qty_products, 0) as bigint) as qty_products,
         cast(coalesce(totals.qty_distinct_products, 0) as bigint) as qty_distinct_products,
-        cast(totals.avg_ticket as double precision) as avg_ticket,
+        cast(totals.avg_ticket as {{ type_double() }}) as avg_ticket,
         cast(coalesce(totals.qty_returns, 0) as bigint) as qty_returns,
         cast(totals.first_active_day as date) as first_active_day,
         cast(totals.last_active_day as date) as last_active_day,

@@ -11,7 +11,7 @@
 -- depends_on: {{ ref('stg_online_retail__load_log') }}
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         incremental_strategy='append',
         pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
     )

@@ -105,7 +105,7 @@ final as (
 
     select
         cast(customers.customer_id as bigint) as customer_id,
-        cast(customers.country as varchar) as country,
+        cast(customers.country as {{ type_text() }}) as country,
         -- Columns of customer_features pass through as they are: its enforced contract fixes their types.
         customer_features.first_purchase_day,
         customer_features.last_purchase_day,
@@ -127,16 +127,16 @@ final as (
             'nullif(purchase_days.purchase_days, 1) - 1'
         ) }} as days_between_purchases,
         cast(customer_segments.segment_rank as integer) as segment_rank,
-        cast(customer_segments.segment_name as varchar) as segment_name,
+        cast(customer_segments.segment_name as {{ type_text() }}) as segment_name,
         -- A customer without a segment is not eligible: false, not unknown, for filters in reports.
         cast(coalesce(customer_segments.is_insider, false) as boolean) as is_insider,
-        cast(customer_segments.model_version as varchar) as model_version,
+        cast(customer_segments.model_version as {{ type_text() }}) as model_version,
         cast(customer_segments.scored_at as timestamp) as scored_at,
         cast(customer_value.horizon_days as integer) as value_horizon_days,
-        cast(customer_value.expected_purchases as double precision) as expected_purchases,
-        cast(customer_value.expected_revenue as double precision) as expected_revenue,
-        cast(customer_value.p_alive as double precision) as p_alive,
-        cast(customer_value.model_version as varchar) as value_model_version
+        cast(customer_value.expected_purchases as {{ type_double() }}) as expected_purchases,
+        cast(customer_value.expected_revenue as {{ type_double() }}) as expected_revenue,
+        cast(customer_value.p_alive as {{ type_double() }}) as p_alive,
+        cast(customer_value.model_version as {{ type_text() }}) as value_model_version
 
     from customers
     left join customer_features

@@ -44,8 +44,8 @@ products as (
 final as (
 
     select
-        cast(products.stock_code as varchar) as stock_code,
-        cast(coalesce(latest_descriptions.product_description, products.stock_code) as varchar)
+        cast(products.stock_code as {{ type_text() }}) as stock_code,
+        cast(coalesce(latest_descriptions.product_description, products.stock_code) as {{ type_text() }})
             as product_description,
         cast(products.first_sold_day as date) as first_sold_day,
         cast(products.last_sold_day as date) as last_sold_day,

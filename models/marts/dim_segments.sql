@@ -34,10 +34,10 @@ final as (
 
     select
         cast(segment_profiles.segment_rank as integer) as segment_rank,
-        cast(segment_profiles.segment_name as varchar) as segment_name,
-        cast(descriptions.segment_description as varchar) as segment_description,
+        cast(segment_profiles.segment_name as {{ type_text() }}) as segment_name,
+        cast(descriptions.segment_description as {{ type_text() }}) as segment_description,
         cast(segment_profiles.customers as bigint) as customers,
-        cast(segment_profiles.customer_share as double precision) as customer_share,
+        cast(segment_profiles.customer_share as {{ type_double() }}) as customer_share,
         cast(segment_profiles.is_insider as boolean) as is_insider
 
     from segment_profiles

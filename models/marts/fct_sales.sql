@@ -16,16 +16,16 @@ sales as (
 final as (
 
     select
-        cast(transaction_line_id as varchar) as transaction_line_id,
-        cast(invoice_no as varchar) as invoice_no,
+        cast(transaction_line_id as {{ type_text() }}) as transaction_line_id,
+        cast(invoice_no as {{ type_text() }}) as invoice_no,
         cast(invoice_day as date) as invoice_day,
         cast(customer_id as bigint) as customer_id,
-        cast(stock_code as varchar) as stock_code,
+        cast(stock_code as {{ type_text() }}) as stock_code,
         cast(quantity as integer) as quantity,
         cast(unit_price as numeric(18, 4)) as unit_price,
         cast(line_revenue as numeric(18, 4)) as revenue,
         cast(is_return as boolean) as is_return,
-        cast(country as varchar) as country
+        cast(country as {{ type_text() }}) as country
 
     from sales
 

@@ -35,17 +35,17 @@ changes as (
 final as (
 
     select
-        cast(run_id as varchar) as run_id,
-        cast(model_version as varchar) as model_version,
+        cast(run_id as {{ type_text() }}) as run_id,
+        cast(model_version as {{ type_text() }}) as model_version,
         cast(scored_at as timestamp) as scored_at,
         cast(run_number as bigint) as run_number,
-        cast(previous_run_id as varchar) as previous_run_id,
+        cast(previous_run_id as {{ type_text() }}) as previous_run_id,
         cast(customer_id as bigint) as customer_id,
-        cast(membership_change as varchar) as membership_change,
+        cast(membership_change as {{ type_text() }}) as membership_change,
         cast(from_rank as integer) as previous_segment_rank,
-        cast(from_name as varchar) as previous_segment_name,
+        cast(from_name as {{ type_text() }}) as previous_segment_name,
         cast(to_rank as integer) as new_segment_rank,
-        cast(to_name as varchar) as new_segment_name,
+        cast(to_name as {{ type_text() }}) as new_segment_name,
         cast(model_changed as boolean) as model_changed,
         cast(
             case
@@ -60,7 +60,7 @@ final as (
                     then ' (model changed from ' || previous_model_version || ' to ' || model_version || ')'
                 else ''
             end
-            as varchar
+            as {{ type_text() }}
         ) as reason
 
     from changes

@@ -77,7 +77,7 @@ final as (
     select
         cast(revenue_month as date) as revenue_month,
         cast(segment_rank as integer) as segment_rank,
-        cast(segment_name as varchar) as segment_name,
+        cast(segment_name as {{ type_text() }}) as segment_name,
         cast(is_insider as boolean) as is_insider,
         cast(gross_revenue as numeric(18, 4)) as gross_revenue,
         cast(returned_revenue as numeric(18, 4)) as returned_revenue,

@@ -39,7 +39,7 @@ segments as (
         bool_or(is_insider) as is_insider,
         count(*) as customers,
         {%- for column in feature_columns(exclude=['customer_id'], numeric_only=true) %}
-        avg(cast({{ column.name }} as double precision)) as mean_{{ column.name }},
+        avg(cast({{ column.name }} as {{ type_double() }})) as mean_{{ column.name }},
         {%- endfor %}
         avg(invoices_per_month) as mean_invoices_per_month,
         avg(days_between_purchases) as mean_days_between_purchases,
@@ -56,18 +56,18 @@ final as (
 
     select
         cast(segments.segment_rank as integer) as segment_rank,
-        cast(segments.segment_name as varchar) as segment_name,
+        cast(segments.segment_name as {{ type_text() }}) as segment_name,
         cast(segments.is_insider as boolean) as is_insider,
         cast(segments.customers as bigint) as customers,
         {{ safe_ratio('segments.customers', 'totals.customers') }} as customer_share,
         {%- for column in feature_columns(exclude=['customer_id'], numeric_only=true) %}
-        cast(segments.mean_{{ column.name }} as double precision) as mean_{{ column.name }},
+        cast(segments.mean_{{ column.name }} as {{ type_double() }}) as mean_{{ column.name }},
         {%- endfor %}
-        cast(segments.mean_invoices_per_month as double precision) as mean_invoices_per_month,
-        cast(segments.mean_days_between_purchases as double precision) as mean_days_between_purchases,
+        cast(segments.mean_invoices_per_month as {{ type_double() }}) as mean_invoices_per_month,
+        cast(segments.mean_days_between_purchases as {{ type_double() }}) as mean_days_between_purchases,
         cast(segments.revenue as numeric(18, 4)) as revenue,
         {{ safe_ratio('segments.revenue', 'totals.revenue') }} as revenue_share,
-        cast(segments.model_version as varchar) as model_version,
+        cast(segments.model_version as {{ type_text() }}) as model_version,
         cast(segments.scored_at as timestamp) as scored_at
 
     from segments

@@ -47,18 +47,18 @@ transitions as (
 final as (
 
     select
-        cast(run_id as varchar) as run_id,
-        cast(model_version as varchar) as model_version,
+        cast(run_id as {{ type_text() }}) as run_id,
+        cast(model_version as {{ type_text() }}) as model_version,
         cast(scored_at as timestamp) as scored_at,
         cast(run_number as bigint) as run_number,
-        cast(previous_run_id as varchar) as previous_run_id,
-        cast(previous_model_version as varchar) as previous_model_version,
+        cast(previous_run_id as {{ type_text() }}) as previous_run_id,
+        cast(previous_model_version as {{ type_text() }}) as previous_model_version,
         cast(previous_scored_at as timestamp) as previous_scored_at,
         cast(from_rank as integer) as from_rank,
-        cast(from_name as varchar) as from_name,
+        cast(from_name as {{ type_text() }}) as from_name,
         cast(to_rank as integer) as to_rank,
-        cast(to_name as varchar) as to_name,
-        cast(transition as varchar) as transition,
+        cast(to_name as {{ type_text() }}) as to_name,
+        cast(transition as {{ type_text() }}) as transition,
         cast(customers as bigint) as customers
 
     from transitions

@@ -8,7 +8,7 @@
 -- (pre-hook), so that run recomputes every load.
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         incremental_strategy='append',
         pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
     )

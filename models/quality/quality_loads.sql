@@ -7,7 +7,7 @@
 -- A change of the cleaning rules deletes every row first (pre-hook), so that run recomputes every load.
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_materialization(),
         incremental_strategy='append',
         pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
     )

@@ -113,16 +113,12 @@ def publish_marts(
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[str]:
     """Replace every table of ``live_schema`` that ``build_schema`` has, in one transaction; return their names."""
-    tables = [
-        str(r[0])
-        for r in wh.query(
-            "select table_name from information_schema.tables "
-            "where table_schema = %s and table_type = 'BASE TABLE' order by table_name",
-            [build_schema],
-        )
-    ]
+    tables = built_tables(wh, build_schema)
     if not tables:
         raise InsidersError(f"no marts were built in {build_schema}: nothing to publish")
+    if wh.kind == "spark":
+        publish_marts_on_spark(wh, build_schema, live_schema, tables)
+        return tables
     role = reader_role_to_grant(wh, live_schema)
     lock_timeout = settings.number(LOCK_TIMEOUT_ENV, minimum=0.001)
     attempts = settings.whole(ATTEMPTS_ENV, minimum=1)
@@ -159,6 +155,56 @@ def publish_marts(
                 )
             sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def built_tables(wh: Warehouse, build_schema: str) -> list[str]:
+    """The tables (not views) of the build schema, in name order."""
+    if wh.kind == "spark":
+        if not wh.conn.catalog.databaseExists(build_schema):
+            return []
+        return sorted(t.name for t in wh.conn.catalog.listTables(build_schema) if t.tableType != "VIEW")
+    return [
+        str(r[0])
+        for r in wh.query(
+            "select table_name from information_schema.tables "
+            "where table_schema = %s and table_type = 'BASE TABLE' order by table_name",
+            [build_schema],
+        )
+    ]
+
+
+def publish_marts_on_spark(wh: Warehouse, build_schema: str, live_schema: str, tables: list[str]) -> None:
+    """Publish on Spark, which has no transactions: copy every mart aside, then switch the views.
+
+    Each mart is copied into ``<live>_versions.<mart>__v<tag>`` (the slow part; a failure or a kill here leaves
+    the published marts as they were), then every view ``<live>.<mart>`` is pointed at its new copy, one
+    statement each, one after the other within milliseconds, and the previous copies are dropped. Readers see
+    each mart whole, of the previous run or of the new one; during those milliseconds some marts may already be
+    the new run's and others still the previous one's. The table's description (dbt's persist_docs) is the
+    view's comment; Parquet keeps no keys (docs/scaling.md).
+    """
+    from insiders.spark_tables import drop_old_versions, point_view, version_tag
+
+    data = f"{live_schema}_versions"
+    for schema in (live_schema, data):
+        wh.execute(f"create database if not exists {wh.ident(schema, what='marts schema name')}")
+    tag = version_tag()
+    copies = {}
+    for table in tables:
+        copy = f"{table}__v{tag}"
+        wh.execute(
+            f"create table {wh.ident(data, copy, what='mart name')} using parquet as "
+            f"select * from {wh.ident(build_schema, table, what='mart name')}"
+        )
+        comment = None
+        for row in wh.query(f"describe table extended {wh.ident(build_schema, table)}"):
+            if str(row[0]).strip() == "Comment":
+                comment = str(row[1])
+        copies[table] = (copy, comment)
+    for table, (copy, comment) in copies.items():
+        point_view(wh, live_schema, table, data, copy, comment)
+    for table, (copy, _) in copies.items():
+        drop_old_versions(wh, data, table, keep=copy)
 
 
 def _copy_table(wh: Warehouse, build_schema: str, live_schema: str, table: str) -> None:

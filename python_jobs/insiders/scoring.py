@@ -4,9 +4,10 @@ The model is only applied (transform and predict), never refitted. Input is chec
 manifest before anything is written: a trained feature that is missing or has another type stops the run; a
 column added since training (a new feature not yet in the model) does not: scoring reads the trained features
 only and prints a notice naming the new column(s). Rows are read, scored and written in chunks, so memory stays
-flat. The published table is replaced in one transaction: readers see the previous segments or the new ones, never a
-partial or empty table, and a failure anywhere leaves the previous table as it was. Every run is also appended
-to ``customer_segment_history``.
+flat (on Spark, partition by partition on the executors: :mod:`insiders.spark_scoring`). The published table
+is replaced in one transaction: readers see the previous segments or the new ones, never a partial or empty
+table, and a failure anywhere leaves the previous table as it was. Every run is also appended to
+``customer_segment_history``.
 
 Range checks: the manifest records each feature's range on the training customers (``feature_ranges``: min, max,
 1st and 99th percentile). A value is *far outside* that range when it lies outside ``[min - w, max + w]``, ``w``
@@ -233,6 +234,10 @@ def score(
     """
     if run_kind not in RUN_KINDS:
         raise ValueError(f"run_kind must be one of {RUN_KINDS}, got {run_kind!r}")
+    if wh.kind == "spark":
+        from insiders.spark_scoring import score_on_spark
+
+        return score_on_spark(wh, loaded, schema, now, notice, max_out_of_range_share, run_kind)
     started = dt.datetime.now()
     manifest = loaded.manifest
     features: list[str] = list(manifest["features"])

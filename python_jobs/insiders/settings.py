@@ -38,7 +38,7 @@ class Setting:
 
 _TABLE = (
     # ---------------------------------------------------------------------------------------------- warehouse
-    Setting("INSIDERS_TARGET", "local", "profiles.yml target: local (DuckDB) or postgres", PROFILES),
+    Setting("INSIDERS_TARGET", "local", "profiles.yml target: local (DuckDB), postgres or spark", PROFILES),
     Setting("INSIDERS_DUCKDB_PATH", "data/insiders.duckdb", "the DuckDB database file", PROFILES),
     Setting("INSIDERS_DUCKDB_SCHEMA", "main", "DuckDB schema of the models (dbt's target schema)", PROFILES),
     Setting("INSIDERS_DUCKDB_MEMORY_LIMIT", "3GB", "DuckDB memory_limit (dbt and the Python steps)", PROFILES),
@@ -52,6 +52,21 @@ _TABLE = (
     Setting("INSIDERS_PG_DATABASE", "insiders", "PostgreSQL database", PROFILES),
     Setting("INSIDERS_PG_SCHEMA", "analytics", "PostgreSQL schema of the models (dbt's target schema)", PROFILES),
     Setting("INSIDERS_PG_SSLMODE", "prefer", "PostgreSQL sslmode", PROFILES),
+    Setting(
+        "INSIDERS_SPARK_MASTER", "local[2]", "Spark master of the spark target: local[N], yarn, spark://…", PROFILES
+    ),
+    Setting("INSIDERS_SPARK_SCHEMA", "analytics", "Spark database of the models (dbt's target schema)", PROFILES),
+    Setting("INSIDERS_SPARK_WAREHOUSE_DIR", "data/spark/warehouse", "where Spark keeps the Parquet files", PROFILES),
+    Setting("INSIDERS_SPARK_METASTORE_DIR", "data/spark/metastore", "folder of the embedded Derby metastore", PROFILES),
+    Setting("INSIDERS_SPARK_DRIVER_MEMORY", "2g", "memory of the Spark driver (local mode: of all of Spark)", PROFILES),
+    Setting("INSIDERS_SPARK_SHUFFLE_PARTITIONS", "2", "spark.sql.shuffle.partitions (about 2-3 per core)", PROFILES),
+    Setting("INSIDERS_SPARK_METHOD", "thrift", "spark_thrift target (dbt only): thrift or http", PROFILES),
+    Setting("INSIDERS_SPARK_HOST", "127.0.0.1", "spark_thrift target: Thrift server or HTTP host", PROFILES),
+    Setting("INSIDERS_SPARK_PORT", "10000", "spark_thrift target: port (10000 Thrift, 443 HTTP)", PROFILES),
+    Setting("INSIDERS_SPARK_USER", "insiders", "spark_thrift target: user (Thrift)", PROFILES),
+    Setting("INSIDERS_SPARK_TOKEN", "", "spark_thrift target: access token (HTTP)", PROFILES, secret=True),
+    Setting("INSIDERS_SPARK_CLUSTER", "", "spark_thrift target: cluster id (HTTP; or an endpoint)", PROFILES),
+    Setting("INSIDERS_SPARK_ENDPOINT", "", "spark_thrift target: SQL endpoint id (HTTP; or a cluster)", PROFILES),
     Setting("INSIDERS_RAW_SCHEMA", "raw", "schema of the raw tables the loader writes and dbt reads"),
     Setting("INSIDERS_PROJECT_DIR", "", "the dbt project (default: the checkout the package lives in)"),
     Setting("INSIDERS_DBT", "", "a dbt executable to run as a child instead of dbt in this process"),

@@ -39,6 +39,11 @@ class Column:
         default = f" default {self.default}" if self.default is not None else ""
         return f"{self.name} {self.sql}{'' if self.nullable else ' not null'}{default}"
 
+    @property
+    def spark_sql(self) -> str:
+        """The column's type in Spark SQL (``string`` for text, ``double`` for double precision, ``int``, ...)."""
+        return spark_type(self.sql)
+
 
 @dataclass(frozen=True)
 class Table:
@@ -57,6 +62,18 @@ class Table:
         parts = [c.definition() for c in self.columns] + list(self.constraints)
         body = ",\n    ".join(parts)
         return f"create table if not exists {schema}.{name or self.name} (\n    {body}\n)"
+
+    def spark_ddl(self, schema: str, name: str | None = None, partitioned_by: tuple[str, ...] = ()) -> str:
+        """``create table if not exists`` of this table as a Parquet table on Spark.
+
+        Spark's Parquet tables check neither keys nor NOT NULL: the writers guarantee them (every row is built
+        from a typed frame) and the dbt sources test them. Partition columns go last, as Spark stores them.
+        """
+        columns = [c for c in self.columns if c.name not in partitioned_by]
+        columns += [c for name in partitioned_by for c in self.columns if c.name == name]
+        body = ",\n    ".join(f"{c.name} {c.spark_sql}" for c in columns)
+        partitions = f" partitioned by ({', '.join(partitioned_by)})" if partitioned_by else ""
+        return f"create table if not exists {schema}.{name or self.name} (\n    {body}\n) using parquet{partitions}"
 
     def added_columns(self) -> tuple[Column, ...]:
         """Columns an older copy of the table may lack (create them nullable, with their default)."""
@@ -186,6 +203,20 @@ RUN_STATE = Table(
         Column("inputs", "varchar", "string"),
     ),
 )
+
+
+def spark_type(sql_type: str) -> str:
+    """A type of the DDL above in Spark SQL: Spark has no unbounded ``varchar`` and no ``double precision``."""
+    t = sql_type.lower().strip()
+    if t.startswith(("varchar", "text", "char")):
+        return "string"
+    if t == "double precision":
+        return "double"
+    if t == "integer":
+        return "int"
+    if t.startswith("numeric"):
+        return "decimal" + t[len("numeric") :].replace(" ", "")
+    return t
 
 
 def type_family(data_type: str) -> str:

@@ -1,13 +1,14 @@
 """Shared fixtures: isolated DuckDB files and PostgreSQL databases, the real data file, and a dbt runner.
 
-Tests that need PostgreSQL, the real file or the [value] group skip when it is missing on a developer's machine,
-and fail instead when ``INSIDERS_REQUIRE_POSTGRES=1`` / ``INSIDERS_REQUIRE_REAL_DATA=1`` /
-``INSIDERS_REQUIRE_VALUE=1`` (CI sets them all).
+Tests that need PostgreSQL, the real file, the [value] group or Spark (the [spark] group and Java) skip when it is
+missing on a developer's machine, and fail instead when ``INSIDERS_REQUIRE_POSTGRES=1`` /
+``INSIDERS_REQUIRE_REAL_DATA=1`` / ``INSIDERS_REQUIRE_VALUE=1`` / ``INSIDERS_REQUIRE_SPARK=1`` (CI sets them all).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,18 @@ def value_group() -> None:
 
     if not value_group_installed():
         _missing("the [value] group (PyMC-Marketing) is not installed", "INSIDERS_REQUIRE_VALUE")
+
+
+@pytest.fixture(scope="session")
+def spark_available() -> None:
+    """pyspark (the [spark] group) and Java: skipped without them, a failure with INSIDERS_REQUIRE_SPARK=1."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        _missing("the [spark] group (pyspark) is not installed", "INSIDERS_REQUIRE_SPARK")
+    java_home = os.environ.get("JAVA_HOME", "")
+    if shutil.which("java") is None and not (java_home and Path(java_home, "bin", "java").is_file()):
+        _missing("Java is not installed (Spark needs Java 17)", "INSIDERS_REQUIRE_SPARK")
 
 
 def _pg_admin_env() -> dict[str, str]:

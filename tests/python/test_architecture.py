@@ -14,23 +14,27 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "python_jobs" / "insiders"
 MAX_LINES = 600
 
-FOUNDATION = {"errors", "settings", "tables", "warehouse", "dbt_session", "layouts"}
+FOUNDATION = {"errors", "settings", "tables", "targets", "warehouse", "dbt_session", "layouts"}
 # room -> the rooms it may import (its own always allowed); a room is a top-level module or subpackage.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "tables": set(),
     "layouts": set(),
     "settings": {"errors"},
-    "warehouse": {"errors", "settings"},
-    "dbt_session": {"errors", "settings", "warehouse"},
-    "loader": FOUNDATION,
+    "targets": {"errors", "settings"},
+    "warehouse": {"errors", "settings", "targets"},
+    "dbt_session": {"errors", "settings", "targets", "warehouse"},
+    "spark_tables": FOUNDATION,
+    "loader": FOUNDATION | {"spark_tables"},
     "sample": {"errors"},
     "model": {"errors"},
     "artifacts": FOUNDATION,
     "registry": FOUNDATION | {"artifacts"},
     "training": FOUNDATION | {"model", "artifacts", "registry"},
-    "scoring": FOUNDATION | {"model", "artifacts", "registry"},
-    "publish": FOUNDATION,
+    "scoring": FOUNDATION | {"model", "artifacts", "registry", "spark_scoring"},
+    "spark_scoring": FOUNDATION | {"model", "artifacts", "registry", "spark_tables", "scoring"},
+    # on Spark, publishing switches views to new table versions (spark_tables)
+    "publish": FOUNDATION | {"spark_tables"},
     "formatting": FOUNDATION,
     "traits": FOUNDATION | {"formatting"},
     "marts": FOUNDATION | {"formatting"},
@@ -38,7 +42,8 @@ ALLOWED: dict[str, set[str]] = {
     # report section and plot are drawn with the report's SVG helpers (insiders.report.charts)
     "value": FOUNDATION
     | {"artifacts", "registry", "model", "training", "marts", "formatting", "traits", "pipeline", "report"},
-    "pipeline": FOUNDATION | {"loader", "model", "artifacts", "registry", "training", "scoring", "publish", "value"},
+    "pipeline": FOUNDATION
+    | {"spark_tables", "loader", "model", "artifacts", "registry", "training", "scoring", "publish", "value"},
     "report": FOUNDATION | {"model", "registry", "training", "marts", "formatting", "traits", "value"},
     "answers": FOUNDATION | {"marts", "formatting", "traits", "value"},
     "cli": {"*"},

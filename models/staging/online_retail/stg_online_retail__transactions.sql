@@ -11,7 +11,7 @@ renamed as (
 
     select
         -- load_id and line_number identify a line; one text key saves every test and join from pairing them
-        load_id || ':' || cast(line_number as varchar) as transaction_line_id,
+        load_id || ':' || cast(line_number as {{ type_text() }}) as transaction_line_id,
         load_id,
         cast(line_number as bigint) as line_number,
         invoice_no,

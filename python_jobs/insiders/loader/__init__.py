@@ -12,13 +12,16 @@ The load runs in three phases:
    files delivered before are then taken out again (counted as skipped), and a file whose dates read both day
    first and month first is refused before the commit. PostgreSQL receives the lines through ``COPY``;
    DuckDB scans each chunk natively. A failure anywhere rolls back, so the warehouse is exactly as it was.
+   Spark has no transactions: there the load is written aside and committed partition by partition, the
+   load-log row last (:mod:`insiders.loader.spark_sink` says what that guarantees).
 
-Phase 1 is :mod:`insiders.loader.inspection`, phase 2 :mod:`insiders.loader.parsing`, phase 3 this module; the
-raw tables' contracts are in :mod:`insiders.tables`.
+Phase 1 is :mod:`insiders.loader.inspection`, phase 2 :mod:`insiders.loader.parsing`, phase 3 this module (its
+Spark variant :mod:`insiders.loader.spark_sink`); the raw tables' contracts are in :mod:`insiders.tables`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,6 +46,7 @@ from insiders.loader.parsing import (
     read_header,
     type_batch,
 )
+from insiders.loader.spark_sink import SparkSink
 from insiders.warehouse import Warehouse
 
 __all__ = ["DEFAULT_MAX_REJECTED_SHARE", "FileFacts", "LoadResult", "content_sha256", "inspect_file", "load_file"]
@@ -78,6 +82,11 @@ def ensure_raw_tables(wh: Warehouse, schema: str) -> None:
     The schema is created only when it does not exist, so a job role without CREATE on the database can load
     into a schema prepared for it.
     """
+    if wh.kind == "spark":
+        from insiders.loader.spark_sink import ensure_spark_raw_tables
+
+        ensure_spark_raw_tables(wh, schema)
+        return
     exists = wh.query("select count(*) from information_schema.schemata where schema_name = %s", [schema])[0][0]
     for statement in tables.raw_ddl(schema):
         if exists and statement.startswith("create schema"):
@@ -152,6 +161,42 @@ def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
     return before - wh.query(fresh, [load_id])[0][0]
 
 
+class SqlSink:
+    """Phase 3 on DuckDB and PostgreSQL: everything in one transaction, under the load lock (PostgreSQL)."""
+
+    def __init__(self, wh: Warehouse, schema: str, load_id: str) -> None:
+        self.wh, self.schema, self.load_id = wh, schema, load_id
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[SqlSink]:
+        """The load's transaction: committed when the block ends, rolled back when it raises."""
+        with self.wh.transaction():
+            if not self.wh.advisory_lock(LOAD_LOCK_KEY):
+                raise WarehouseError("another insiders load is writing to this warehouse; try again when it ends")
+            yield self
+            self.wh.analyze(f"{self.schema}.rejected_lines", f"{self.schema}.load_log")
+
+    def append_lines(self, batches: Iterator[pa.Table]) -> None:
+        """Append the typed lines (prices travel as text and are cast to numeric exactly)."""
+        self.wh.append_batches(
+            f"{self.schema}.transactions", TRANSACTION_ARROW_SCHEMA, batches, casts={"unit_price": "decimal(18, 4)"}
+        )
+
+    def skip_lines_loaded_before(self) -> int:
+        """Take out the lines other loads delivered; see :func:`skip_lines_loaded_before`."""
+        # Planner statistics that know this load's lines (PostgreSQL): the query below, and dbt after the commit,
+        # are planned for the table as it now is (stale ones plan the earlier lines as a handful, and nest loops).
+        self.wh.analyze(f"{self.schema}.transactions")
+        return skip_lines_loaded_before(self.wh, self.schema, self.load_id)
+
+    def append_rejected(self, rejected: list[pa.Table]) -> None:
+        for table in rejected:
+            self.wh.append_arrow(f"{self.schema}.rejected_lines", table)
+
+    def append_log(self, row: pa.Table) -> None:
+        self.wh.append_arrow(f"{self.schema}.load_log", row)
+
+
 def _previous_load(wh: Warehouse, schema: str, sha256: str) -> tuple[str, dt.datetime, str] | None:
     rows = wh.query(f"select load_id, loaded_at, file_name from {schema}.load_log where file_sha256 = %s", [sha256])
     return rows[0] if rows else None
@@ -168,6 +213,13 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
         pass
     else:
         errors.append(psycopg2.Error)
+    try:  # the [spark] group is optional
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+    except ImportError:
+        pass
+    else:
+        errors.extend([PySparkException, Py4JError])
     return tuple(errors)
 
 
@@ -307,9 +359,8 @@ def _load_file(
         reject(rows)
         return len(rows)
 
-    with wh.transaction():
-        if not wh.advisory_lock(LOAD_LOCK_KEY):
-            raise WarehouseError("another insiders load is writing to this warehouse; try again when it ends")
+    sink = SparkSink(wh, schema, load_id) if wh.kind == "spark" else SqlSink(wh, schema, load_id)
+    with sink.open():
         # Checked again under the lock: a concurrent load of the same file may have committed meanwhile.
         if _previous_load(wh, schema, facts.sha256) is not None:
             raise WarehouseError(f"{facts.path.name} was loaded by a concurrent run; nothing was written")
@@ -357,20 +408,15 @@ def _load_file(
                 if progress is not None:
                     progress(read, max(total, read))
 
-        wh.append_batches(
-            f"{schema}.transactions", TRANSACTION_ARROW_SCHEMA, typed_lines(), casts={"unit_price": "decimal(18, 4)"}
-        )
+        sink.append_lines(typed_lines())
         read += reject_invalid()  # those reported after the last batch
         if read == 0:
             raise InputFileError(f"{facts.path}: the file has a header but no data lines")
         if check is not None:
             check.verdict(facts.path)
-        # Planner statistics that know this load's lines (PostgreSQL): the query below, and dbt after the commit,
-        # are planned for the table as it now is (stale ones plan the earlier lines as a handful, and nest loops).
-        wh.analyze(f"{schema}.transactions")
         # Overlapping deliveries (a month re-sent inside a larger file, a CSV and an .xlsx of the same data):
         # lines another file delivered are not stored twice.
-        skipped = skip_lines_loaded_before(wh, schema, load_id) if loaded else 0
+        skipped = sink.skip_lines_loaded_before() if loaded else 0
         loaded -= skipped
         if facts.kind != "xlsx" and read + 1 != facts.records:
             raise InputFileError(
@@ -379,11 +425,9 @@ def _load_file(
             )
         if rejected_count > max_rejected_share * read:
             raise too_many_rejected(f"{read:,}")
-        for table in pending_rejects:
-            wh.append_arrow(f"{schema}.rejected_lines", table)
+        sink.append_rejected(pending_rejects)
         layout_name = layout.name + ("_xlsx" if facts.kind == "xlsx" else "")
-        wh.append_arrow(
-            f"{schema}.load_log",
+        sink.append_log(
             pa.Table.from_pylist(
                 [
                     {
@@ -400,7 +444,6 @@ def _load_file(
                 ]
             ),
         )
-        wh.analyze(f"{schema}.rejected_lines", f"{schema}.load_log")
     return LoadResult(
         load_id=load_id,
         file_name=facts.path.name,

@@ -18,7 +18,8 @@ Steps, in order, each timed and named:
 6. **publish**: all marts copied to ``<schema>_marts`` in one transaction (:mod:`insiders.publish`).
 
 The run stops at the first failing step and exits non-zero, naming it. Two runs never overlap: on
-PostgreSQL a session advisory lock is held for the whole run; on DuckDB a lock file beside the database.
+PostgreSQL a session advisory lock is held for the whole run; on DuckDB a lock file beside the database; on
+Spark a lock file beside its metastore.
 ``insiders score`` run by hand takes the same lock.
 
 dbt runs in this process (:mod:`insiders.dbt_session`): imported once, the project parsed once per run, the
@@ -339,7 +340,8 @@ def run(
             with connect(target) as wh:
                 published = publish.publish_marts(wh, f"{target.schema}_{publish.BUILD_SUFFIX}", live, log=log)
             record_published_inputs(target, state, inputs)
-            return f"{len(published)} marts published to {live} in one transaction"
+            how = "view by view (docs/scaling.md)" if target.type == "spark" else "in one transaction"
+            return f"{len(published)} marts published to {live} {how}"
 
         _step(report, "load", load, log)
         _step(report, "freshness", lambda: check_freshness(target, log), log)
@@ -354,7 +356,9 @@ def run(
         # Predicted customer value (docs/value.md): only when a value model is pinned.
         from insiders.value.apply import run_value_step, value_step_enabled
 
-        if value_step_enabled():
+        if value_step_enabled() and target.type == "spark":
+            _step(report, "value", lambda: "not run: customer value does not run on Spark yet", log)
+        elif value_step_enabled():
             _step(report, "value", lambda: run_value_step(target, state["run_id"]), log)
         _step(report, "marts", marts, log)
         _step(report, "publish", publish_step, log)

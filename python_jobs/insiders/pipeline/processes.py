@@ -1,6 +1,7 @@
 """The run's lock and its child processes: two runs never overlap, and a child never outlives the lock.
 
-On PostgreSQL a session advisory lock is held for the whole run; on DuckDB a lock file beside the database.
+On PostgreSQL a session advisory lock is held for the whole run; on DuckDB a lock file beside the database; on
+Spark a lock file beside the metastore (local mode) or in the local warehouse folder.
 Children (dbt with ``INSIDERS_DBT``) run in a process group of their own, get the run's signals forwarded, and
 inherit the descriptors that hold the lock, so the lock is held until the last of them has exited.
 """
@@ -58,9 +59,14 @@ def run_lock(target: Target, what: str = "insiders run") -> Iterator[None]:
                 with contextlib.suppress(Exception):
                     wh.query("select pg_advisory_unlock(%s)", [RUN_LOCK_KEY])
         return
-    path = target.duckdb_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(path.name + ".run.lock")
+    if target.type == "spark":
+        from insiders.spark_tables import lock_dir
+
+        lock_path = lock_dir(target) / "insiders.run.lock"
+    else:
+        path = target.duckdb_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = path.with_name(path.name + ".run.lock")
     with open(lock_path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

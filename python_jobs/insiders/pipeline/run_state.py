@@ -127,7 +127,8 @@ def record_run_inputs(target: Target, run_id: str, inputs: dict[str, str]) -> No
     import json
 
     with connect(target) as wh, wh.transaction():
-        wh.execute(tables.RUN_STATE.ddl(target.schema))
+        ddl = tables.RUN_STATE.spark_ddl if wh.kind == "spark" else tables.RUN_STATE.ddl
+        wh.execute(ddl(target.schema))
         wh.execute(
             f"insert into {target.schema}.{RUN_STATE_TABLE} (run_id, published_at, inputs) values (%s, %s, %s)",
             [run_id, _utc_now(), json.dumps(inputs, sort_keys=True)],

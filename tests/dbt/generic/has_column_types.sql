@@ -2,7 +2,8 @@
     A contract for a relation that dbt does not build (a source written by a Python job): the relation must
     have exactly the given columns, each of the given type family (integer, number, text, boolean, date,
     timestamp). One failing row per missing, unexpected or mistyped column. Type names differ between
-    warehouses (bigint / BIGINT, varchar / character varying), so types are compared by family.
+    warehouses (bigint / BIGINT, varchar / character varying / string), so types are compared by family; the
+    columns come from relation_column_types (information_schema, or the catalog on Spark).
 -#}
 {% test has_column_types(model, columns) %}
 
@@ -15,12 +16,20 @@
         {% endfor %}
     ),
 
+    relation_columns as (
+        {{ relation_column_types(model) }}
+    ),
+
     actual as (
         select
             lower(column_name) as column_name,
             case
                 when lower(data_type) like '%int%' then 'integer'
-                when lower(data_type) like '%char%' or lower(data_type) like '%text%' then 'text'
+                when
+                    lower(data_type) like '%char%'
+                    or lower(data_type) like '%text%'
+                    or lower(data_type) like '%string%'
+                    then 'text'
                 when lower(data_type) like '%bool%' then 'boolean'
                 when lower(data_type) like '%timestamp%' then 'timestamp'
                 when lower(data_type) like '%date%' then 'date'
@@ -33,10 +42,7 @@
                     then 'number'
                 else lower(data_type)
             end as type_family
-        from information_schema.columns
-        where
-            lower(table_schema) = lower('{{ model.schema }}')
-            and lower(table_name) = lower('{{ model.identifier }}')
+        from relation_columns
     ),
 
     final as (

@@ -40,9 +40,9 @@ from_customers as (
     select
         sum(case when is_insider then 1 else 0 end) as insiders,
         count(*) as customers,
-        avg(case when is_insider then cast(gross_revenue as double precision) end) as mean_gross_revenue,
-        avg(case when is_insider then cast(recency_days as double precision) end) as mean_recency_days,
-        avg(case when is_insider then cast(qty_returns as double precision) end) as mean_qty_returns,
+        avg(case when is_insider then cast(gross_revenue as {{ type_double() }}) end) as mean_gross_revenue,
+        avg(case when is_insider then cast(recency_days as {{ type_double() }}) end) as mean_recency_days,
+        avg(case when is_insider then cast(qty_returns as {{ type_double() }}) end) as mean_qty_returns,
         sum(case when is_insider then gross_revenue else 0 end) as insiders_revenue,
         sum(gross_revenue) as revenue
 
@@ -74,7 +74,7 @@ checks as (
 
     select
         'one row' as figure,
-        cast(summary_rows.row_count as double precision) as actual,
+        cast(summary_rows.row_count as {{ type_double() }}) as actual,
         1.0 as expected
 
     from summary_rows
@@ -83,8 +83,8 @@ checks as (
 
     select
         'insiders vs dim_customers' as figure,
-        cast(insiders_summary.insiders as double precision) as actual,
-        cast(from_customers.insiders as double precision) as expected
+        cast(insiders_summary.insiders as {{ type_double() }}) as actual,
+        cast(from_customers.insiders as {{ type_double() }}) as expected
 
     from insiders_summary
     cross join from_customers
@@ -93,8 +93,8 @@ checks as (
 
     select
         'insiders vs the insiders mart' as figure,
-        cast(insiders_summary.insiders as double precision) as actual,
-        cast(from_insiders.insiders as double precision) as expected
+        cast(insiders_summary.insiders as {{ type_double() }}) as actual,
+        cast(from_insiders.insiders as {{ type_double() }}) as expected
 
     from insiders_summary
     cross join from_insiders
@@ -103,8 +103,8 @@ checks as (
 
     select
         'insiders vs segment_profiles' as figure,
-        cast(insiders_summary.insiders as double precision) as actual,
-        cast(insiders_profile.insiders as double precision) as expected
+        cast(insiders_summary.insiders as {{ type_double() }}) as actual,
+        cast(insiders_profile.insiders as {{ type_double() }}) as expected
 
     from insiders_summary
     cross join insiders_profile
@@ -113,8 +113,8 @@ checks as (
 
     select
         'customers' as figure,
-        cast(insiders_summary.customers as double precision) as actual,
-        cast(from_customers.customers as double precision) as expected
+        cast(insiders_summary.customers as {{ type_double() }}) as actual,
+        cast(from_customers.customers as {{ type_double() }}) as expected
 
     from insiders_summary
     cross join from_customers

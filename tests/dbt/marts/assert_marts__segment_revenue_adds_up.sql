@@ -54,8 +54,8 @@ checks as (
 
     select
         'segment_profiles.revenue' as figure,
-        cast(profiles_total.revenue as double precision) as actual,
-        cast(features_total.revenue as double precision) as expected,
+        cast(profiles_total.revenue as {{ type_double() }}) as actual,
+        cast(features_total.revenue as {{ type_double() }}) as expected,
         0.01 as tolerance
 
     from profiles_total
@@ -65,8 +65,8 @@ checks as (
 
     select
         'segment_monthly_revenue.gross_revenue' as figure,
-        cast(monthly_total.revenue as double precision) as actual,
-        cast(features_total.revenue as double precision) as expected,
+        cast(monthly_total.revenue as {{ type_double() }}) as actual,
+        cast(features_total.revenue as {{ type_double() }}) as expected,
         0.01 as tolerance
 
     from monthly_total
@@ -76,7 +76,7 @@ checks as (
 
     select
         'segment_profiles.revenue_share' as figure,
-        cast(revenue_share as double precision) as actual,
+        cast(revenue_share as {{ type_double() }}) as actual,
         1.0 as expected,
         0.000000001 as tolerance
 
@@ -86,7 +86,7 @@ checks as (
 
     select
         'segment_profiles.customer_share' as figure,
-        cast(customer_share as double precision) as actual,
+        cast(customer_share as {{ type_double() }}) as actual,
         1.0 as expected,
         0.000000001 as tolerance
 

@@ -1,0 +1,227 @@
+"""Spark as a third target, in local mode: the same file gives the same customers, features and segments as on
+DuckDB, the marts build and pass their tests, a second run is refused, and a load killed mid-way leaves the raw
+tables as they were.
+
+Every Spark step runs in a child process (``insiders``, or a short Python snippet for reading tables back): one
+process holds one SparkSession, whose warehouse folder and embedded metastore are fixed when it starts, and the
+metastore admits one process at a time. The tests skip without pyspark or Java and fail instead with
+``INSIDERS_REQUIRE_SPARK=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PROJECT
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.usefixtures("spark_available")]
+
+RELATIVE = 1e-9
+# Exported as Parquet by a child process, read back here (no JVM in the test process).
+_EXPORT = """
+import sys
+from insiders.warehouse import connect
+wh = connect("spark")
+for pair in sys.argv[1:]:
+    path, sql = pair.split("=", 1)
+    wh.conn.sql(sql).toPandas().to_parquet(path)
+"""
+
+
+def _env(folder: Path, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "INSIDERS_PIN_FILE": str(folder / "pinned_model.yml"),
+        "INSIDERS_ARTIFACT_URI": str(folder / "artifacts"),
+        "INSIDERS_DUCKDB_PATH": str(folder / "warehouse.duckdb"),
+        "INSIDERS_SPARK_WAREHOUSE_DIR": str(folder / "spark" / "warehouse"),
+        "INSIDERS_SPARK_METASTORE_DIR": str(folder / "spark" / "metastore"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **extra,
+    }
+    env.pop("INSIDERS_TARGET", None)
+    return env
+
+
+def _insiders(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "insiders.cli", *args], capture_output=True, text=True, cwd=PROJECT, env=env
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"insiders {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def _spark_frames(env: dict[str, str], folder: Path, **queries: str) -> dict[str, pd.DataFrame]:
+    """Run queries on the Spark warehouse of ``env`` in a child process; their results as DataFrames."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = [f"{folder / name}.parquet={sql}" for name, sql in queries.items()]
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXPORT, *pairs], capture_output=True, text=True, cwd=PROJECT, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return {name: pd.read_parquet(folder / f"{name}.parquet") for name in queries}
+
+
+def _duckdb_frame(env: dict[str, str], sql: str) -> pd.DataFrame:
+    import duckdb
+
+    with duckdb.connect(env["INSIDERS_DUCKDB_PATH"], read_only=True) as con:
+        return con.execute(sql).df()
+
+
+@pytest.fixture(scope="module")
+def both_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The generated sample through ``insiders run`` on DuckDB (which trains and pins the model) and then on Spark
+    with the same pinned model."""
+    from insiders.sample import generate_sample
+
+    folder = tmp_path_factory.mktemp("spark_runs")
+    sample = generate_sample(folder / "sample.csv.gz", customers=500, months=13, seed=11).path
+    env = _env(folder)
+    local = _insiders(env, "run", "--target", "local", "--source", str(sample), "--train-if-unpinned")
+    spark = _insiders(env, "run", "--target", "spark", "--source", str(sample))
+    return {"folder": folder, "env": env, "sample": sample, "local": local.stdout, "spark": spark.stdout}
+
+
+def _comparable(column: pd.Series) -> tuple[str, object]:
+    """A column as ("time", text), ("number", floats) or ("text", text), whatever the warehouse's Python types."""
+    import datetime as dt
+
+    values = column.dropna()
+    if pd.api.types.is_datetime64_any_dtype(column) or (
+        len(values) and values.map(lambda v: isinstance(v, dt.date)).all()
+    ):
+        return "time", pd.to_datetime(column).dt.strftime("%Y-%m-%d %H:%M:%S").tolist()
+    if pd.api.types.is_bool_dtype(column) or (len(values) and values.map(lambda v: isinstance(v, bool)).all()):
+        return "text", column.astype(str).tolist()
+    try:
+        return "number", pd.to_numeric(column).astype(float).to_numpy()
+    except (TypeError, ValueError):
+        return "text", column.astype(str).tolist()
+
+
+def _assert_same_values(left: pd.DataFrame, right: pd.DataFrame, key: str) -> None:
+    """Same columns, same keys, and every value equal (numbers to 1e-9 relative, NULLs in the same places)."""
+    assert sorted(left.columns) == sorted(right.columns)
+    left = left.sort_values(key).reset_index(drop=True)
+    right = right.sort_values(key).reset_index(drop=True)
+    assert left[key].astype("int64").tolist() == right[key].astype("int64").tolist()
+    for column in left.columns:
+        (kind, x), (other, y) = _comparable(left[column]), _comparable(right[column])
+        assert kind == other, f"{column}: {kind} against {other}"
+        if kind == "number":
+            assert np.array_equal(np.isnan(x), np.isnan(y)), column
+            both = ~np.isnan(x)
+            assert np.allclose(x[both], y[both], rtol=RELATIVE, atol=0), column
+        else:
+            assert x == y, column
+
+
+def test_spark_gives_the_same_customers_features_and_segments_as_duckdb(both_runs):
+    env, folder = both_runs["env"], both_runs["folder"]
+    assert "marts published" in both_runs["spark"], both_runs["spark"]
+    spark = _spark_frames(
+        env,
+        folder / "export",
+        features="select * from analytics.customer_features",
+        segments="select customer_id, cluster_id, segment_rank, segment_name, is_insider, model_version "
+        "from analytics.customer_segments",
+        summary="select insiders, customers from analytics_marts.insiders_summary",
+    )
+    local_features = _duckdb_frame(env, "select * from main.customer_features")
+    assert len(local_features) > 400
+    _assert_same_values(local_features, spark["features"], "customer_id")
+
+    local_segments = _duckdb_frame(
+        env,
+        "select customer_id, cluster_id, segment_rank, segment_name, is_insider, model_version "
+        "from main.customer_segments",
+    )
+    local_segments = local_segments.sort_values("customer_id").reset_index(drop=True)
+    spark_segments = spark["segments"].sort_values("customer_id").reset_index(drop=True)
+    for column in local_segments.columns:
+        assert local_segments[column].astype(str).tolist() == spark_segments[column].astype(str).tolist(), column
+
+    local_summary = _duckdb_frame(env, "select insiders, customers from main_marts.insiders_summary")
+    assert spark["summary"].astype("int64").to_dict("records") == local_summary.astype("int64").to_dict("records")
+
+
+def test_a_second_run_is_refused_while_one_runs(both_runs):
+    env, folder = both_runs["env"], both_runs["folder"]
+    lock = folder / "spark" / "metastore" / "insiders.run.lock"
+    with open(lock, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running `insiders run` holds
+        proc = _insiders(env, "run", "--target", "spark", "--source", str(both_runs["sample"]), check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert "another insiders run is in progress" in proc.stderr
+
+
+def test_a_load_killed_mid_way_leaves_the_previous_raw_tables(both_runs, tmp_path):
+    from insiders.sample import generate_sample
+
+    env, folder = both_runs["env"], both_runs["folder"]
+    counts = (
+        "select (select count(*) from raw.transactions) as lines, (select count(*) from raw.load_log) as loads, "
+        "(select count(*) from raw.rejected_lines) as rejected"
+    )
+    before = _spark_frames(env, tmp_path / "before", counts=counts)["counts"]
+    bigger = generate_sample(tmp_path / "next.csv.gz", customers=3000, months=13, seed=12).path
+    staging = folder / "spark" / "warehouse" / "_insiders_staging"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "insiders.cli", "load", str(bigger), "--target", "spark"],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the JVM is killed with it
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not any(staging.glob("*/lines/*.parquet")):  # the load is writing its lines
+            assert proc.poll() is None, "the load ended before it could be killed"
+            assert time.monotonic() < deadline, "the load never started writing"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    after = _spark_frames(env, tmp_path / "after", counts=counts)["counts"]
+    assert after.to_dict("records") == before.to_dict("records")
+
+    # The next load cleans up what the killed one left and loads the file in full.
+    result = _insiders(env, "load", str(bigger), "--target", "spark")
+    assert "loaded" in result.stdout
+    assert not any(staging.glob("*/lines/*.parquet"))
+    final = _spark_frames(env, tmp_path / "final", counts=counts)["counts"]
+    assert int(final["loads"][0]) == int(before["loads"][0]) + 1
+    assert int(final["lines"][0]) > int(before["lines"][0])
+
+
+@pytest.mark.realdata
+def test_the_real_file_gives_the_same_customers_and_features_as_duckdb(real_data, real_features, tmp_path):
+    """The acceptance file through the Spark loader and the features step: 4,329 customers, the same values."""
+    env = _env(tmp_path)
+    _insiders(env, "load", str(real_data), "--target", "spark")
+    code = (
+        "from insiders.dbt_session import DbtSession\n"
+        "from insiders.warehouse import load_target\n"
+        "DbtSession(load_target('spark'), None, print).build('features')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT, env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    spark = _spark_frames(env, tmp_path / "export", features="select * from analytics.customer_features")["features"]
+    assert len(spark) == 4329
+    local = real_features.copy()
+    spark = spark[local.columns]
+    _assert_same_values(local, spark, "customer_id")
