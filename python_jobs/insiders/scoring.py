@@ -259,14 +259,7 @@ def score(
     for frame in wh.iter_frames(sql, chunk_rows):
         problems.add(frame, features)
         ranges.add(frame)
-    problems.raise_if_any()
-    if problems.customers == 0:
-        raise FeatureValidationError(f"{FEATURES_TABLE} is empty: nothing to score")
-    check_out_of_range(ranges, max_out_of_range_share, manifest, notice)
-
-    run_id = str(uuid.uuid4())
-    scored_at = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0)
-    version = str(manifest["model_version"])
+    run_id, scored_at, version = passed_checks(problems, ranges, max_out_of_range_share, manifest, notice, now)
     counts: dict[str, int] = {}
     scored = 0
     target = f"{schema}.{SEGMENTS_TABLE}"
@@ -310,6 +303,24 @@ def score(
         new_columns=tuple(new_columns),
         out_of_range=dict(ranges.per_column),
     )
+
+
+def passed_checks(
+    problems: _ValueProblems,
+    ranges: _RangeProblems,
+    max_out_of_range_share: float,
+    manifest: dict[str, Any],
+    notice: Callable[[str], None],
+    now: dt.datetime | None,
+) -> tuple[str, dt.datetime, str]:
+    """The end of pass 1, on any warehouse: refuse unusable, missing or out-of-range features; then the new run's
+    id, scoring time (UTC, whole seconds) and model version."""
+    problems.raise_if_any()
+    if problems.customers == 0:
+        raise FeatureValidationError(f"{FEATURES_TABLE} is empty: nothing to score")
+    check_out_of_range(ranges, max_out_of_range_share, manifest, notice)
+    scored_at = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0)
+    return str(uuid.uuid4()), scored_at, str(manifest["model_version"])
 
 
 def check_out_of_range(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Callable, Iterator
 
 import pandas as pd
@@ -31,14 +30,13 @@ from insiders.scoring import (
     HISTORY_TABLE,
     SEGMENT_COLUMNS,
     SEGMENTS_TABLE,
-    FeatureValidationError,
     ScoreResult,
     _RangeProblems,
     _ValueProblems,
     allowed_ranges,
-    check_out_of_range,
     check_schema,
     new_columns_notice,
+    passed_checks,
 )
 from insiders.spark_tables import (
     add_partition,
@@ -123,15 +121,9 @@ def score_on_spark(
         for name, worst in range_part["examples"].items():
             if abs(worst) > abs(ranges.examples.get(name, 0.0)):
                 ranges.examples[name] = worst
-    problems.raise_if_any()
-    if problems.customers == 0:
-        raise FeatureValidationError(f"{FEATURES_TABLE} is empty: nothing to score")
-    check_out_of_range(ranges, max_out_of_range_share, manifest, notice)
+    run_id, scored_at, version = passed_checks(problems, ranges, max_out_of_range_share, manifest, notice, now)
 
     # Pass 2: score each partition with the broadcast model, into a new version of the segments.
-    run_id = str(uuid.uuid4())
-    scored_at = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None, microsecond=0)
-    version = str(manifest["model_version"])
     model = spark.sparkContext.broadcast(loaded.model)
 
     def apply(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
