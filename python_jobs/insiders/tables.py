@@ -145,6 +145,16 @@ REJECTED_LINES = Table(
 
 RAW_TABLES = (LOAD_LOG, TRANSACTIONS, REJECTED_LINES)
 
+#: the natural key of an invoice line (the same sale delivered in two files has the same values), in SQL
+LINE_KEY = "invoice_no, stock_code, quantity, unit_price, invoice_date, coalesce(customer_id, -1)"
+#: the same key as columns, ``customer_key`` being ``coalesce(customer_id, -1)``
+LINE_KEY_COLUMNS = ("invoice_no", "stock_code", "quantity", "unit_price", "invoice_date", "customer_key")
+
+
+def line_key_matches(left: str, right: str) -> str:
+    """SQL: the lines ``left`` and ``right`` (with a ``customer_key`` column) have the same natural key."""
+    return "\n    and ".join(f"{left}.{c} = {right}.{c}" for c in LINE_KEY_COLUMNS)
+
 
 def raw_ddl(schema: str) -> list[str]:
     """Statements that create the raw schema and its tables if they do not exist."""

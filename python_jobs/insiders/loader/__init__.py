@@ -106,9 +106,6 @@ def ensure_raw_tables(wh: Warehouse, schema: str) -> None:
 
 TRANSACTION_ARROW_SCHEMA = tables.TRANSACTIONS.arrow_schema()
 
-# The natural key of an invoice line: the same sale delivered in two files has the same values.
-LINE_KEY = "invoice_no, stock_code, quantity, unit_price, invoice_date, coalesce(customer_id, -1)"
-
 
 def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
     """Delete the lines of this load that earlier loads of other files already hold; return how many.
@@ -133,7 +130,7 @@ def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
                 select
                     line_number, invoice_no, stock_code, quantity, unit_price, invoice_date,
                     coalesce(customer_id, -1) as customer_key,
-                    row_number() over (partition by {LINE_KEY} order by line_number) as copy_number
+                    row_number() over (partition by {tables.LINE_KEY} order by line_number) as copy_number
                 from {schema}.transactions
                 where load_id = %s
                     and invoice_no in (select invoice_no from {schema}.transactions where load_id <> %s)
@@ -146,14 +143,9 @@ def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
                 from {schema}.transactions
                 where load_id <> %s
                     and invoice_no in (select invoice_no from {schema}.transactions where load_id = %s)
-                group by {LINE_KEY}
+                group by {tables.LINE_KEY}
             ) as earlier
-                on fresh.invoice_no = earlier.invoice_no
-                and fresh.stock_code = earlier.stock_code
-                and fresh.quantity = earlier.quantity
-                and fresh.unit_price = earlier.unit_price
-                and fresh.invoice_date = earlier.invoice_date
-                and fresh.customer_key = earlier.customer_key
+                on {tables.line_key_matches("fresh", "earlier")}
             where fresh.copy_number <= earlier.copies
         )""",
         [load_id, load_id, load_id, load_id, load_id],

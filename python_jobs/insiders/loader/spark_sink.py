@@ -123,14 +123,13 @@ class SparkSink:
         staged = self._staged()
         staged.createOrReplaceTempView(_STAGED_VIEW)
         held = self.wh.qualified(self._table("transactions"))
-        key = "invoice_no, stock_code, quantity, unit_price, invoice_date, coalesce(customer_id, -1)"
         kept = self.wh.conn.sql(
             f"""
             with fresh as (
                 select
                     staged.*,
                     coalesce(customer_id, -1) as customer_key,
-                    row_number() over (partition by {key} order by line_number) as copy_number
+                    row_number() over (partition by {tables.LINE_KEY} order by line_number) as copy_number
                 from {_STAGED_VIEW} as staged
             ),
             earlier as (
@@ -140,17 +139,12 @@ class SparkSink:
                     count(*) as copies
                 from {held}
                 where invoice_no in (select invoice_no from {_STAGED_VIEW})
-                group by {key}
+                group by {tables.LINE_KEY}
             )
             select fresh.*
             from fresh
             left join earlier
-                on fresh.invoice_no = earlier.invoice_no
-                and fresh.stock_code = earlier.stock_code
-                and fresh.quantity = earlier.quantity
-                and fresh.unit_price = earlier.unit_price
-                and fresh.invoice_date = earlier.invoice_date
-                and fresh.customer_key = earlier.customer_key
+                on {tables.line_key_matches("fresh", "earlier")}
             where earlier.copies is null or fresh.copy_number > earlier.copies
             """
         ).drop("customer_key", "copy_number")
