@@ -14,8 +14,9 @@ variable for a while is seen by the next read.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from insiders.errors import ConfigError
@@ -118,30 +119,27 @@ def text(name: str) -> str:
     return os.environ.get(setting(name).name, "").strip() or SETTINGS[name].default
 
 
-def number(name: str, minimum: float | None = None) -> float:
-    """The variable as a finite number, at least ``minimum``; a clear configuration error otherwise."""
+def _parsed(name: str, convert: Callable[[str], float], kind: str, minimum: float | None) -> float:
     value = text(name)
     try:
-        result = float(value)
+        result = convert(value)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if result != result or result in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name} must be a {kind}, got {value!r}") from None
+    if not math.isfinite(result):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if minimum is not None and result < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}, got {value!r}")
     return result
 
 
+def number(name: str, minimum: float | None = None) -> float:
+    """The variable as a finite number, at least ``minimum``; a clear configuration error otherwise."""
+    return _parsed(name, float, "number", minimum)
+
+
 def whole(name: str, minimum: int | None = None) -> int:
     """The variable as a whole number, at least ``minimum``; a clear configuration error otherwise."""
-    value = text(name)
-    try:
-        result = int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
-    if minimum is not None and result < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value!r}")
-    return result
+    return int(_parsed(name, int, "whole number", minimum))
 
 
 @contextlib.contextmanager

@@ -19,18 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from insiders.errors import ConfigError, WarehouseError
 from insiders.targets import (  # noqa: F401  (re-exported: the jobs import these from here)
-    _IDENTIFIER,
-    _MISSING,
     _SQL_TYPE,
-    DEFAULT_RAW_SCHEMA,
-    PROFILE_NAME,
-    RAW_SCHEMA_ENV,
-    SCHEMA_ENV,
     IdentifierError,
     Target,
-    _env_var,
-    _jinja_env,
-    _render,
     load_target,
     profiles_dir,
     project_dir,
