@@ -2,7 +2,7 @@
 
 Not a test: it prints figures, appends them to a CSV and draws a plot. Usage:
 
-    python benchmarks/bench_pipeline.py [--sizes real,x10] [--targets local,postgres] [--data-dir DIR]
+    python benchmarks/bench_pipeline.py [--sizes real,x10] [--targets local,postgres,spark] [--data-dir DIR]
     python benchmarks/bench_pipeline.py --markdown      # the README table from the CSV, nothing run
     python benchmarks/bench_pipeline.py --update-readme # write it into README.md, nothing run
     python benchmarks/bench_pipeline.py --plot-only     # redraw the plot from the CSV, nothing run
@@ -13,7 +13,8 @@ shifted invoice and customer ids (``benchmarks/scale_data.py``), written once in
 file into "history" (all but the last calendar month) and "last month" is cached there too.
 
 For each size and target (``local``: a scratch DuckDB file; ``postgres``: a scratch database, dropped
-afterwards) it measures, each in a child process of its own:
+afterwards; ``spark``: Spark local mode with a scratch warehouse folder and metastore) it measures, each in a
+child process of its own:
 
 - ``bare query``: benchmarks/bare_query.sql run by the duckdb module straight from the CSV: the reference,
   run again right before every step below (files under 1 GB; ``--bare-once`` turns that off) so that each
@@ -34,7 +35,9 @@ afterwards) it measures, each in a child process of its own:
 
 Seconds are wall-clock time of the child. Peak memory is the ``ru_maxrss`` that ``os.wait4`` reports for the
 child: the largest resident set of the child and of every descendant it waited for (a dbt subprocess of
-``insiders run`` included); PostgreSQL's server processes are not descendants and are not counted. After the
+``insiders run`` included), or, when larger, the largest resident set sampled every 0.2 s among the processes
+of the child's process group (Spark's JVM, which the child does not wait for); PostgreSQL's server processes are
+not descendants and are not counted. After the
 step-by-step build and after the new month, the pipeline's ``customer_features`` is compared with the bare
 query's answer (customer count and column sums); a difference is reported as a failed ``check`` row and makes
 the exit status 1. A step that fails (an error, a kill by the kernel for lack of memory, a timeout) is a row
@@ -76,7 +79,7 @@ from scale_data import REAL_FILE, write_scaled  # noqa: E402
 BARE_SQL = Path(__file__).resolve().parent / "bare_query.sql"
 RESULTS = PROJECT / "benchmarks" / "results" / "pipeline.csv"
 PLOT = PROJECT / "docs" / "benchmark_pipeline.svg"
-TARGET_NAMES = {"local": "DuckDB", "postgres": "PostgreSQL"}
+TARGET_NAMES = {"local": "DuckDB", "postgres": "PostgreSQL", "spark": "Spark"}
 STEPS = [
     "bare query",
     "load",
@@ -213,6 +216,29 @@ def _first_to_die() -> None:
         handle.write("1000")
 
 
+def _group_peak_kib(group: int, stop: threading.Event, peak: list[int]) -> None:
+    """Until ``stop``: the largest resident set (KiB) of any process in process group ``group``, every 0.2 s.
+
+    ``ru_maxrss`` counts only the descendants a process waited for; Spark's JVM, started by pyspark in the
+    child, is not waited for when the child exits, so its memory is read from ``/proc`` while it runs.
+    """
+    while not stop.wait(0.2):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                # Fields after the command name (which may hold spaces): state, ppid, pgrp, ...
+                if int(stat.rsplit(")", 1)[1].split()[2]) != group:
+                    continue
+                for line in (entry / "status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+                        break
+            except (OSError, ValueError, IndexError):
+                continue
+
+
 def run_measured(command: list[str], env: dict[str, str], log: Path, timeout: float) -> Outcome:
     """Run ``command`` in a child process; its wall time, its peak memory (with descendants) and status."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -236,10 +262,15 @@ def run_measured(command: list[str], env: dict[str, str], log: Path, timeout: fl
 
         timer = threading.Timer(timeout, kill)
         timer.start()
+        stop, sampled = threading.Event(), [0]
+        sampler = threading.Thread(target=_group_peak_kib, args=(proc.pid, stop, sampled), daemon=True)
+        sampler.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
+            stop.set()
+            sampler.join()
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
     output = log.read_text(errors="replace")
@@ -256,8 +287,8 @@ def run_measured(command: list[str], env: dict[str, str], log: Path, timeout: fl
         state = f"failed: signal {-code}"
     else:
         state = f"failed: exit {code}"
-    # ru_maxrss is in KiB on Linux.
-    return Outcome(state, seconds, usage.ru_maxrss / 1024, output)
+    # ru_maxrss is in KiB on Linux; the sampled peak covers processes the child did not wait for (Spark's JVM).
+    return Outcome(state, seconds, max(usage.ru_maxrss, sampled[0]) / 1024, output)
 
 
 def last_json(output: str):
@@ -328,6 +359,19 @@ def fresh_warehouse(suite: Suite, target: str, env: dict[str, str], tag: str) ->
             yield {**env, "INSIDERS_PG_DATABASE": name}
         finally:
             pg_admin(env, f"drop database if exists {name} with (force)")
+    elif target == "spark":
+        # Spark local mode: a warehouse folder (Parquet) and an embedded metastore of its own.
+        folder = suite.work / f"spark-{tag}"
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            yield {
+                **env,
+                "INSIDERS_SPARK_WAREHOUSE_DIR": str(folder / "warehouse"),
+                "INSIDERS_SPARK_METASTORE_DIR": str(folder / "metastore"),
+                "INSIDERS_DUCKDB_PATH": str(folder / "unused.duckdb"),
+            }
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     else:
         folder = suite.work / f"duckdb-{tag}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -693,9 +737,10 @@ def markdown(path: Path) -> str:
         return f"(no results in {path})"
     last = latest(rows)
     sizes = sorted({s for s, _, _ in last}, key=size_order)
+    targets = [t for t in TARGET_NAMES if any(tt == t for _, tt, _ in last)]
     lines = [
-        "| size | step | DuckDB | × bare | peak memory | PostgreSQL | × bare | peak memory |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| size | step | " + " | ".join(f"{TARGET_NAMES[t]} | × bare | peak memory" for t in targets) + " |",
+        "| --- | --- | " + " | ".join("---: | ---: | ---:" for _ in targets) + " |",
     ]
 
     def cell(row: dict[str, str] | None) -> list[str]:
@@ -711,11 +756,11 @@ def markdown(path: Path) -> str:
         n = next((r["lines"] for (s, _, _), r in last.items() if s == size), "")
         label = f"{size} ({int(n):,} lines)" if n else size
         for name in STEPS:
-            duck, pg = last.get((size, "local", name)), last.get((size, "postgres", name))
-            if duck is None and pg is None:
+            found = [last.get((size, t, name)) for t in targets]
+            if all(row is None for row in found):
                 continue
             shown = "**bare DuckDB query**" if name == "bare query" else name
-            lines.append("| " + " | ".join([label, shown, *cell(duck), *cell(pg)]) + " |")
+            lines.append("| " + " | ".join([label, shown, *(c for row in found for c in cell(row))]) + " |")
             label = ""
     checks = [r for (_, _, st), r in last.items() if st == "check"]
     bad = [r for r in checks if r["status"] != "ok"]
@@ -771,7 +816,9 @@ def svg_plot(path: Path, out: Path) -> None:
     y0, y1 = math.floor(min(ys)), math.ceil(max(ys))
     if y1 == y0:
         y1 += 1
-    width, height, pw, ph, top, left = 980, 470, 380, 330, 50, 70
+    targets = [t for t in TARGET_NAMES if any(tt == t for _, tt, _ in last)]
+    pw, ph, top, left = 380, 330, 50, 70
+    width, height = left + len(targets) * (pw + 90), 470
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         'font-family="sans-serif" font-size="12">',
@@ -779,7 +826,7 @@ def svg_plot(path: Path, out: Path) -> None:
         f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">insiders pipeline: seconds per step '
         "vs. lines in the file (log-log; newest run of benchmarks/bench_pipeline.py)</text>",
     ]
-    for panel, target in enumerate(("local", "postgres")):
+    for panel, target in enumerate(targets):
         ox = left + panel * (pw + 90)
 
         def px(v: float, ox: float = ox) -> float:
@@ -830,7 +877,7 @@ def svg_plot(path: Path, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="real,x10", help="comma-separated: real, x10, x100, … (default real,x10)")
-    parser.add_argument("--targets", default="local,postgres", help="comma-separated: local, postgres")
+    parser.add_argument("--targets", default="local,postgres", help="comma-separated: local, postgres, spark")
     default_dir = os.environ.get("INSIDERS_BENCH_DIR") or str(Path.home() / ".cache" / "insiders-bench")
     parser.add_argument(
         "--data-dir",
@@ -875,7 +922,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in TARGET_NAMES]
     if unknown:
-        parser.error(f"unknown target(s) {', '.join(unknown)}: use local, postgres")
+        parser.error(f"unknown target(s) {', '.join(unknown)}: use local, postgres, spark")
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     args.data_dir.mkdir(parents=True, exist_ok=True)
     work = args.data_dir / f"work-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
