@@ -22,7 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "layouts": set(),
     "settings": {"errors"},
     "targets": {"errors", "settings"},
-    "warehouse": {"errors", "settings", "targets"},
+    # the table contracts' type names, as each warehouse spells them (Warehouse.sql_type)
+    "warehouse": {"errors", "settings", "tables", "targets"},
     "dbt_session": {"errors", "settings", "targets", "warehouse"},
     "spark_tables": FOUNDATION,
     "loader": FOUNDATION | {"spark_tables"},
