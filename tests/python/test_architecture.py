@@ -40,9 +40,21 @@ ALLOWED: dict[str, set[str]] = {
     "traits": FOUNDATION | {"formatting"},
     "marts": FOUNDATION | {"formatting"},
     # value.backtest compares the value model per segment, so it reaches the segmentation model and training; its
-    # report section and plot are drawn with the report's SVG helpers (insiders.report.charts)
+    # report section and plot are drawn with the report's SVG helpers (insiders.report.charts); on Spark, the value
+    # step writes a new table version behind a view (spark_tables)
     "value": FOUNDATION
-    | {"artifacts", "registry", "model", "training", "marts", "formatting", "traits", "pipeline", "report"},
+    | {
+        "artifacts",
+        "registry",
+        "model",
+        "training",
+        "marts",
+        "formatting",
+        "traits",
+        "pipeline",
+        "report",
+        "spark_tables",
+    },
     "pipeline": FOUNDATION
     | {"spark_tables", "loader", "model", "artifacts", "registry", "training", "scoring", "publish", "value"},
     "report": FOUNDATION | {"model", "registry", "training", "marts", "formatting", "traits", "value"},
