@@ -307,7 +307,7 @@ def run(
             from insiders.model import ModelConfig
 
             with connect(target) as wh:
-                outcome = train(wh, store, target.schema, ModelConfig(), promote=True)
+                outcome = train(wh, store, target.schema, ModelConfig(), promote=True, notice=log)
             return f"trained and pinned model {outcome.saved.version}"
 
         def score_step() -> str:
