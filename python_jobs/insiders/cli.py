@@ -215,13 +215,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Print the stability of the Insiders membership for the configured pipeline."""
     from insiders.model import stability
-    from insiders.training import read_features
+    from insiders.training import read_training_features
     from insiders.warehouse import connect
 
     config = _model_config(args)
     with connect(args.target) as wh:
         print(f"Evaluating on {wh.target.describe()}")
-        frame, _ = read_features(wh, wh.target.schema)
+        frame = read_training_features(wh, wh.target.schema, config.seed).frame
     report = stability(frame, config, seeds=args.seeds, samples=args.samples)
     print(report.to_text())
     shortcomings = report.shortcomings(config)

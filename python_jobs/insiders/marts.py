@@ -2,8 +2,9 @@
 
 Every figure comes from the marts of the latest scoring run (insiders_summary, segment_profiles, dim_segments,
 dim_customers, segment_monthly_revenue, segment_transitions, insiders_changes, insiders). Exact decimals
-(PostgreSQL numeric) arrive as floats, so DuckDB and PostgreSQL give the same figures, and no result depends on
-the order the warehouse returns rows in.
+(PostgreSQL numeric, Spark decimal) arrive as floats, so DuckDB, PostgreSQL and Spark give the same figures, and no
+result depends on the order the warehouse returns rows in. The queries are written once for the three
+warehouses: a cast names its type through :meth:`Warehouse.sql_type` (Spark has no ``double precision``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def everyone_means(wh: Warehouse, schema: str) -> dict[str, Any]:
         for c in wh.columns(schema, "segment_profiles")
         if c.startswith("mean_") and c[len("mean_") :] in customer_columns
     ]
-    means = "".join(f", avg(cast({f} as double precision)) as mean_{f}" for f in features)
+    number = wh.sql_type("double precision")
+    means = "".join(f", avg(cast({f} as {number})) as mean_{f}" for f in features)
     return (
         read_frame(
             wh, f"select count(*) as customers{means} from {schema}.dim_customers where segment_rank is not null"

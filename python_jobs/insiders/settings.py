@@ -81,6 +81,11 @@ _TABLE = (
     Setting("INSIDERS_MODEL_VERSION", "", "overrides the pinned segmentation model version"),
     Setting("INSIDERS_MODEL_SHA256", "", "overrides the pinned segmentation model's sha256"),
     Setting("INSIDERS_MODEL_MANIFEST_SHA256", "", "overrides the pinned segmentation manifest's sha256"),
+    Setting(
+        "INSIDERS_SPARK_TRAIN_MAX_CUSTOMERS",
+        "100000",
+        "on Spark, training reads at most this many customers (a seeded sample above it)",
+    ),
     Setting("INSIDERS_VALUE_MODEL_VERSION", "", "overrides the pinned value model version"),
     Setting("INSIDERS_VALUE_MODEL_SHA256", "", "overrides the pinned value model's sha256"),
     Setting("INSIDERS_VALUE_MODEL_MANIFEST_SHA256", "", "overrides the pinned value manifest's sha256"),

@@ -40,31 +40,24 @@ from insiders.scoring import (
 )
 from insiders.spark_tables import (
     add_partition,
-    drop_old_versions,
-    point_view,
-    version_tag,
+    commit_version,
+    versions_schema,
     write_partition,
+    write_version,
 )
 from insiders.warehouse import Warehouse
 
-VERSIONS_SUFFIX = "versions"
-_SEGMENT_SCHEMA = (
-    "customer_id bigint, cluster_id int, segment_rank int, segment_name string, is_insider boolean, "
-    "model_version string, run_id string, scored_at timestamp"
-)
-
-
-def versions_schema(schema: str) -> str:
-    """Where the versioned tables behind a schema's views live: ``<schema>_versions``."""
-    return f"{schema}_{VERSIONS_SUFFIX}"
+_SEGMENT_SCHEMA = ", ".join(f"{c.name} {c.spark_sql}" for c in tables.CUSTOMER_SEGMENTS.columns)
 
 
 def ensure_segmentation_tables(wh: Warehouse, schema: str) -> None:
-    """The history table (partitioned by run) and an empty ``customer_value`` (the marts left-join it)."""
+    """The history table (partitioned by run) and an empty ``customer_value`` (the marts left-join it) until the
+    value step first points a view of that name at its predictions."""
     wh.execute(f"create database if not exists {wh.ident(schema)}")
     wh.execute(f"create database if not exists {wh.ident(versions_schema(schema))}")
     wh.execute(tables.CUSTOMER_SEGMENT_HISTORY.spark_ddl(schema, partitioned_by=("run_id",)))
-    wh.execute(tables.CUSTOMER_VALUE.spark_ddl(schema))
+    if not wh.relation_exists(schema, tables.CUSTOMER_VALUE.name):
+        wh.execute(tables.CUSTOMER_VALUE.spark_ddl(schema))
 
 
 def _features_sql(wh: Warehouse, schema: str, features: list[str]) -> str:
@@ -133,19 +126,16 @@ def score_on_spark(
             yield out[list(SEGMENT_COLUMNS)]
 
     ensure_segmentation_tables(wh, schema)
-    data = versions_schema(schema)
-    table = f"{SEGMENTS_TABLE}__v{version_tag()}"
     try:
-        frame.mapInPandas(apply, schema=_SEGMENT_SCHEMA).write.format("parquet").saveAsTable(f"{wh.ident(data, table)}")
+        table = write_version(wh, frame.mapInPandas(apply, schema=_SEGMENT_SCHEMA), schema, SEGMENTS_TABLE)
     finally:
         model.destroy()
-    written = spark.table(wh.ident(data, table))
+    written = spark.table(wh.ident(versions_schema(schema), table))
     history = f"{schema}.{HISTORY_TABLE}"
     write_partition(wh, written.selectExpr("*", f"'{run_kind}' as run_kind"), history, "run_id", run_id)
     # The commit: the history's partition, then the view (each one metastore operation).
     add_partition(wh, history, "run_id", run_id)
-    point_view(wh, schema, SEGMENTS_TABLE, data, table)
-    drop_old_versions(wh, data, SEGMENTS_TABLE, keep=table)
+    commit_version(wh, schema, SEGMENTS_TABLE, table)
     counts = {str(name): int(n) for name, n in written.groupBy("segment_name").count().collect()}
     insiders = int(written.where("is_insider").count())
     return ScoreResult(

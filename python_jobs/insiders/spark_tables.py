@@ -34,6 +34,8 @@ from insiders.errors import WarehouseError
 from insiders.warehouse import Target, Warehouse, validate_identifier
 
 VERSION_INFIX = "__v"
+#: the data schema beside a schema of views: ``<schema>_versions`` holds the tables its views read
+VERSIONS_SUFFIX = "versions"
 
 
 def lock_dir(target: Target) -> Path:
@@ -159,6 +161,28 @@ def drop_uncommitted_partitions(wh: Warehouse, table: str, column: str, keep: se
 def version_tag(now: dt.datetime | None = None) -> str:
     """A tag that sorts in time order: ``20261203t065311123456``."""
     return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dt%H%M%S%f")
+
+
+def versions_schema(schema: str) -> str:
+    """Where the versioned tables behind a schema's views live: ``<schema>_versions``."""
+    return f"{schema}_{VERSIONS_SUFFIX}"
+
+
+def write_version(wh: Warehouse, frame: Any, schema: str, name: str) -> str:
+    """Write a Spark DataFrame as a new version of ``schema.name``: the Parquet table
+    ``<schema>_versions.<name>__v<tag>``, which no reader sees until :func:`commit_version`. Returns its name."""
+    data = versions_schema(schema)
+    wh.execute(f"create database if not exists {wh.ident(data)}")
+    table = f"{name}{VERSION_INFIX}{version_tag()}"
+    frame.write.format("parquet").saveAsTable(wh.ident(data, table))
+    return table
+
+
+def commit_version(wh: Warehouse, schema: str, name: str, table: str) -> None:
+    """Point the view ``schema.name`` at the version ``table`` (one statement) and drop the older versions."""
+    data = versions_schema(schema)
+    point_view(wh, schema, name, data, table)
+    drop_old_versions(wh, data, name, keep=table)
 
 
 def versions(wh: Warehouse, data_schema: str, name: str) -> list[str]:

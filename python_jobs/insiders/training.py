@@ -3,6 +3,11 @@
 Training reads ``customer_features`` from the warehouse, fits the pipeline of :mod:`insiders.model`, and
 writes a new version to the artifact store: the joblib artifact, a manifest (what it is and how to check
 it) and a model card (the segment profiles). ``--promote`` pins that version for scoring.
+
+On Spark, where ``customer_features`` may have more customers than one driver fits a model on, training reads at
+most ``INSIDERS_SPARK_TRAIN_MAX_CUSTOMERS`` customers (:func:`read_training_features`): above that, a sample
+chosen on the Spark side by a seeded hash of ``customer_id``, the same customers for the same table and seed. The
+manifest and the card say so; scoring then applies the model to every customer.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ import dataclasses
 import datetime as dt
 import hashlib
 import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from insiders import model as segmodel
+from insiders import settings
 from insiders.artifacts import ArtifactStore
 from insiders.errors import InsidersError
 from insiders.registry import (
@@ -35,20 +43,78 @@ from insiders.registry import (
 from insiders.tables import FEATURES_TABLE, type_family
 from insiders.warehouse import Warehouse
 
+#: on Spark, the most customers training reads; above it, a seeded sample of that many
+TRAIN_MAX_CUSTOMERS_ENV = "INSIDERS_SPARK_TRAIN_MAX_CUSTOMERS"
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
 
 def read_features(wh: Warehouse, schema: str) -> tuple[pd.DataFrame, dict[str, str]]:
     """The whole feature table (numbers as floats) and its column types."""
+    columns = _feature_columns(wh, schema)
+    return _read_features(wh, schema, columns, f"select * from {schema}.{FEATURES_TABLE} order by customer_id"), columns
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The customers a model is fitted on: all of ``customer_features``, or a sample of ``of_customers``."""
+
+    frame: pd.DataFrame
+    columns: dict[str, str]
+    #: the customers in the table when ``frame`` is a sample of them, else None
+    of_customers: int | None = None
+    seed: int | None = None
+
+
+def read_training_features(
+    wh: Warehouse, schema: str, seed: int, notice: Callable[[str], None] = _stderr
+) -> TrainingData:
+    """What training reads: the whole feature table, except on Spark above ``INSIDERS_SPARK_TRAIN_MAX_CUSTOMERS``.
+
+    There the sample is taken by Spark before anything reaches the driver: the customers with the smallest
+    ``xxhash64(customer_id, seed)`` (ties broken by ``customer_id``), a uniform choice that is the same for the same
+    table and seed whatever the partitioning. ``notice`` says how many of how many were read.
+    """
+    if wh.kind != "spark":
+        frame, columns = read_features(wh, schema)
+        return TrainingData(frame, columns)
+    cap = settings.whole(TRAIN_MAX_CUSTOMERS_ENV, minimum=1)
+    columns = _feature_columns(wh, schema)
+    table = wh.ident(schema, FEATURES_TABLE)
+    total = int(wh.query(f"select count(*) from {table}")[0][0])
+    if total <= cap:
+        return TrainingData(_read_features(wh, schema, columns, f"select * from {table} order by customer_id"), columns)
+    sample = (
+        f"select * from (select * from {table} order by xxhash64(customer_id, {int(seed)}), customer_id "
+        f"limit {cap}) as sampled order by customer_id"
+    )
+    frame = _read_features(wh, schema, columns, sample)
+    notice(
+        f"notice: training on a sample of {len(frame):,} of the {total:,} customers of {FEATURES_TABLE} "
+        f"({TRAIN_MAX_CUSTOMERS_ENV} = {cap:,}; chosen on Spark by a hash of customer_id with seed {seed})"
+    )
+    return TrainingData(frame, columns, of_customers=total, seed=int(seed))
+
+
+def _feature_columns(wh: Warehouse, schema: str) -> dict[str, str]:
     columns = wh.columns(schema, FEATURES_TABLE)
     if not columns:
         raise InsidersError(f"the table {schema}.{FEATURES_TABLE} does not exist; run `dbt build` first")
-    frame = wh.query_df(f"select * from {schema}.{FEATURES_TABLE} order by customer_id")
+    return columns
+
+
+def _read_features(wh: Warehouse, schema: str, columns: dict[str, str], sql: str) -> pd.DataFrame:
+    """The rows of ``sql`` over the feature table, numbers as floats."""
+    frame = wh.query_df(sql)
     for name, kind in columns.items():
         if name != "customer_id" and type_family(kind) in ("integer", "number"):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     frame["customer_id"] = frame["customer_id"].astype("int64")
     if frame.empty:
         raise InsidersError(f"{schema}.{FEATURES_TABLE} is empty: load data and run `dbt build` first")
-    return frame, columns
+    return frame
 
 
 def _markdown_table(frame: pd.DataFrame, digits: int = 2, percent: tuple[str, ...] = ()) -> str:
@@ -95,7 +161,13 @@ def model_card(
         f"# Segmentation model {version}",
         "",
         f"Trained {manifest['created_at']} on {data['customers']:,} customers of `{FEATURES_TABLE}` "
-        f"(as of {data.get('as_of_date')}, target `{data.get('target')}`, fingerprint `{data['fingerprint'][:16]}`).",
+        + (
+            f"(a sample of its {data['sampled_from']:,}, seed {data['sample_seed']}) "
+            if data.get("sampled_from")
+            else ""
+        )
+        + f"(as of {data.get('as_of_date')}, target `{data.get('target')}`, fingerprint "
+        f"`{data['fingerprint'][:16]}`).",
         "",
         f"Clustering features: {', '.join(manifest['features'])}. Segments are ranked by mean gross revenue; "
         "rank 1 is **Insiders**.",
@@ -173,9 +245,11 @@ def train(
     schema: str,
     config: segmodel.ModelConfig,
     promote: bool = False,
+    notice: Callable[[str], None] = _stderr,
 ) -> TrainOutcome:
-    """Fit, save a new version, and optionally pin it."""
-    frame, columns = read_features(wh, schema)
+    """Fit, save a new version, and optionally pin it (on a sample on Spark above the bound, said in ``notice``)."""
+    data = read_training_features(wh, schema, config.seed, notice)
+    frame, columns = data.frame, data.columns
     missing = [f for f in config.features if f not in columns]
     if missing:
         raise InsidersError(f"{FEATURES_TABLE} has no column(s) {', '.join(missing)} named in the model configuration")
@@ -191,7 +265,7 @@ def train(
         # Same data, same configuration, same libraries: the same bytes. Keep one copy and say so.
         saved = stored_model(store, same, read_manifest(store, same))
     else:
-        saved = save_model(store, *_new_version(wh, frame, columns, config, result, profile, model_bytes))
+        saved = save_model(store, *_new_version(wh, data, config, result, profile, model_bytes))
     if promote:
         promote_version(store, saved.version, saved.model.sha256, saved.model.version_id)
     return TrainOutcome(
@@ -207,14 +281,15 @@ def train(
 
 def _new_version(
     wh: Warehouse,
-    frame: pd.DataFrame,
-    columns: dict[str, str],
+    data: TrainingData,
     config: segmodel.ModelConfig,
     result: segmodel.TrainResult,
     profile: pd.DataFrame,
     model_bytes: bytes,
 ) -> tuple[str, bytes, dict[str, Any], str]:
     """Version id, artifact bytes, manifest and model card of a new version (``save_model``'s arguments)."""
+    frame, columns = data.frame, data.columns
+    sample = {} if data.of_customers is None else {"sampled_from": data.of_customers, "sample_seed": data.seed}
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     chosen = result.selection.loc[result.selection["chosen"]].iloc[0]
     version = new_version(model_bytes, created)
@@ -230,6 +305,7 @@ def _new_version(
             "customers": len(frame),
             "as_of_date": _as_of(frame),
             "fingerprint": data_fingerprint(frame),
+            **sample,
         },
         "libraries": library_versions(),
         "config": dataclasses.asdict(config),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from insiders.errors import ConfigError, WarehouseError
+from insiders.tables import spark_type
 from insiders.targets import (  # noqa: F401  (re-exported: the jobs import these from here)
     _SQL_TYPE,
     IdentifierError,
@@ -60,6 +61,14 @@ class Warehouse:
 
             return ".".join(quote_ident(n, self.conn) for n in names)
         return ".".join(f'"{n}"' for n in names)
+
+    def sql_type(self, sql_type: str) -> str:
+        """A type of the project's DDL (``double precision``, ``varchar``, ``numeric(18, 4)``, as in
+        :mod:`insiders.tables`) as this warehouse names it: Spark's names on Spark (:func:`tables.spark_type`), the
+        type as written on DuckDB and PostgreSQL. Queries that cast use it, so one query text serves all three."""
+        if not _SQL_TYPE.fullmatch(sql_type):
+            raise ConfigError(f"{sql_type!r} is not a plain SQL type name")
+        return spark_type(sql_type) if self.kind == "spark" else sql_type
 
     def qualified(self, relation: str, what: str = "table name") -> str:
         """``schema.table`` (or ``table``) as validated, quoted parts."""

@@ -22,7 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "layouts": set(),
     "settings": {"errors"},
     "targets": {"errors", "settings"},
-    "warehouse": {"errors", "settings", "targets"},
+    # the table contracts' type names, as each warehouse spells them (Warehouse.sql_type)
+    "warehouse": {"errors", "settings", "tables", "targets"},
     "dbt_session": {"errors", "settings", "targets", "warehouse"},
     "spark_tables": FOUNDATION,
     "loader": FOUNDATION | {"spark_tables"},
@@ -39,9 +40,21 @@ ALLOWED: dict[str, set[str]] = {
     "traits": FOUNDATION | {"formatting"},
     "marts": FOUNDATION | {"formatting"},
     # value.backtest compares the value model per segment, so it reaches the segmentation model and training; its
-    # report section and plot are drawn with the report's SVG helpers (insiders.report.charts)
+    # report section and plot are drawn with the report's SVG helpers (insiders.report.charts); on Spark, the value
+    # step writes a new table version behind a view (spark_tables)
     "value": FOUNDATION
-    | {"artifacts", "registry", "model", "training", "marts", "formatting", "traits", "pipeline", "report"},
+    | {
+        "artifacts",
+        "registry",
+        "model",
+        "training",
+        "marts",
+        "formatting",
+        "traits",
+        "pipeline",
+        "report",
+        "spark_tables",
+    },
     "pipeline": FOUNDATION
     | {"spark_tables", "loader", "model", "artifacts", "registry", "training", "scoring", "publish", "value"},
     "report": FOUNDATION | {"model", "registry", "training", "marts", "formatting", "traits", "value"},

@@ -307,7 +307,7 @@ def run(
             from insiders.model import ModelConfig
 
             with connect(target) as wh:
-                outcome = train(wh, store, target.schema, ModelConfig(), promote=True)
+                outcome = train(wh, store, target.schema, ModelConfig(), promote=True, notice=log)
             return f"trained and pinned model {outcome.saved.version}"
 
         def score_step() -> str:
@@ -356,9 +356,7 @@ def run(
         # Predicted customer value (docs/value.md): only when a value model is pinned.
         from insiders.value.apply import run_value_step, value_step_enabled
 
-        if value_step_enabled() and target.type == "spark":
-            _step(report, "value", lambda: "not run: customer value does not run on Spark yet", log)
-        elif value_step_enabled():
+        if value_step_enabled():
             _step(report, "value", lambda: run_value_step(target, state["run_id"]), log)
         _step(report, "marts", marts, log)
         _step(report, "publish", publish_step, log)
