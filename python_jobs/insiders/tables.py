@@ -132,6 +132,12 @@ TRANSACTIONS = Table(
     ),
 )
 
+#: what identifies a stored line: its load and its line number in the file (the loader numbers a file's lines
+#: once). PostgreSQL holds it as the table's primary key (``ensure_raw_tables``), so a repeated key is refused
+#: when it is written and the dbt test of this key reads nothing; DuckDB and Spark leave it to that test (a key
+#: index over every line would have to fit in DuckDB's memory at x100; Parquet has no keys).
+TRANSACTIONS_KEY = ("load_id", "line_number")
+
 REJECTED_LINES = Table(
     "rejected_lines",
     (
