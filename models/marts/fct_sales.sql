@@ -1,10 +1,26 @@
+-- sqlfluff:indentation:template_blocks_indent:False
 -- depends_on: {{ ref('dim_customers') }}
+-- depends_on: {{ ref('stg_online_retail__load_log') }}
+-- depends_on: {{ ref('int_cleaning_rules') }}
 -- One row per valid invoice line (spec section 3), anonymous lines and returns included.
 --
 -- The lines need nothing from the scoring job, but fct_sales is built after its dimension (declared above):
 -- that puts it in the `segments` step with the other marts, so the star schema is rebuilt as one after each
 -- scoring run, and when dim_customers is not rebuilt (stale segments fail the build first), neither is
 -- fct_sales: a report never sees sales of customers that dim_customers does not list.
+--
+-- Incremental by load, like int_sales__cleaned, which it copies: a run appends the lines of the loads this table
+-- does not hold yet (raw lines only ever arrive, a whole load at a time). Each row carries its load and the
+-- digest of the cleaning rules that kept it: a change of the rules deletes every row first (pre-hook), so that
+-- run rebuilds the table in full, and the publish step copies it in full instead of appending (insiders.publish).
+{{
+    config(
+        materialized=incremental_materialization(),
+        incremental_strategy='append',
+        pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
+    )
+}}
+
 with
 
 sales as (
@@ -13,6 +29,32 @@ sales as (
 
 ),
 
+{% if is_incremental() %}
+load_log as (
+
+    select * from {{ ref('stg_online_retail__load_log') }}
+
+),
+
+held_loads as (
+
+    select distinct load_id
+
+    from {{ this }}
+
+),
+
+-- The loads to add, from the load log (a few rows), so that only their lines are read (int_sales__cleaned).
+new_loads as (
+
+    select load_log.load_id
+
+    from load_log
+    where load_log.load_id not in (select held_loads.load_id from held_loads)
+
+),
+
+{% endif %}
 final as (
 
     select
@@ -25,9 +67,14 @@ final as (
         cast(unit_price as numeric(18, 4)) as unit_price,
         cast(line_revenue as numeric(18, 4)) as revenue,
         cast(is_return as boolean) as is_return,
-        cast(country as {{ type_text() }}) as country
+        cast(country as {{ type_text() }}) as country,
+        cast(load_id as {{ type_text() }}) as load_id,
+        cast(cleaning_rules as {{ type_text() }}) as cleaning_rules
 
     from sales
+    {% if is_incremental() %}
+    where load_id in (select new_loads.load_id from new_loads)
+    {% endif %}
 
 )
 

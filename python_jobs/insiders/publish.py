@@ -16,12 +16,21 @@ descriptions dbt persisted): Power BI reads each table's key and shows the descr
 
 The published marts are granted to the BI reader role (``INSIDERS_BI_READER_ROLE``, the ``reader_role`` of
 ``deploy/postgres/roles.sql``); the build schema's tables are never granted to it.
+
+The line-level mart ``fct_sales`` is published incrementally, inside the same transaction: the lines of the
+loads the live copy does not hold yet are appended to it (raw lines only ever arrive, a whole load at a time,
+and no command deletes or replaces a load). It is copied in full instead on a full refresh, when it is not
+published yet, when its columns differ from the built table's, when the built table was cleaned by other rules
+(its ``cleaning_rules`` digest differs), when the live copy holds a load the built table does not (raw lines
+deleted by hand), and when the counts differ after the append: whatever the path, the live table ends up with
+exactly the built table's rows.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from insiders import settings
 from insiders.errors import ConfigError, InsidersError, WarehouseError
@@ -36,6 +45,9 @@ ATTEMPTS_ENV = "INSIDERS_PUBLISH_ATTEMPTS"
 DEFAULT_LOCK_TIMEOUT_S = 10.0
 DEFAULT_ATTEMPTS = 5
 MAX_PAUSE_S = 30.0
+#: Marts published by appending the rows of new loads (column ``load_id``), with the digest of the cleaning rules
+#: they were built with in ``cleaning_rules`` (models/marts/fct_sales.sql).
+INCREMENTAL_MARTS = ("fct_sales",)
 
 
 def bi_reader_role() -> str:
@@ -111,8 +123,13 @@ def publish_marts(
     live_schema: str,
     log: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    full_refresh: bool = False,
 ) -> list[str]:
-    """Replace every table of ``live_schema`` that ``build_schema`` has, in one transaction; return their names."""
+    """Replace every table of ``live_schema`` that ``build_schema`` has, in one transaction; return their names.
+
+    The marts of ``INCREMENTAL_MARTS`` get only the rows of their new loads when that gives the built table's
+    rows (see the module's docstring); ``full_refresh`` copies them in full too.
+    """
     tables = built_tables(wh, build_schema)
     if not tables:
         raise InsidersError(f"no marts were built in {build_schema}: nothing to publish")
@@ -132,8 +149,14 @@ def publish_marts(
                 wh.execute(f"create schema if not exists {live}")
                 for table in tables:
                     target = wh.ident(live_schema, table, what="mart name")
-                    wh.execute(f"drop table if exists {target}")
-                    _copy_table(wh, build_schema, live_schema, table)
+                    appended = None
+                    if table in INCREMENTAL_MARTS:
+                        appended = _append_new_loads(wh, build_schema, live_schema, table, full_refresh)
+                    if appended is None or not appended.done:
+                        wh.execute(f"drop table if exists {target}")
+                        _copy_table(wh, build_schema, live_schema, table)
+                    if appended is not None and log is not None:
+                        log(f"    publish: {table}: {appended.describe()}")
                     if role:
                         wh.execute(f"grant select on table {target} to {wh.ident(role, what='BI reader role')}")
             return tables
@@ -205,6 +228,98 @@ def publish_marts_on_spark(wh: Warehouse, build_schema: str, live_schema: str, t
         point_view(wh, live_schema, table, data, copy, comment)
     for table, (copy, _) in copies.items():
         drop_old_versions(wh, data, table, keep=copy)
+
+
+@dataclass
+class Append:
+    """How an incremental mart was published: ``done`` when by appending, else why it is copied in full."""
+
+    done: bool
+    reason: str = ""
+    loads: int = 0
+    rows: int = 0
+
+    def describe(self) -> str:
+        if self.done:
+            return f"appended {self.rows:,} rows of {self.loads} new load(s)"
+        return f"copied in full: {self.reason}"
+
+
+def _columns(wh: Warehouse, schema: str, table: str) -> list[tuple[str, str, str]]:
+    return [
+        (str(name), str(data_type).lower(), str(nullable))
+        for name, data_type, nullable in wh.query(
+            "select column_name, data_type, is_nullable from information_schema.columns "
+            "where table_schema = %s and table_name = %s order by ordinal_position",
+            [schema, table],
+        )
+    ]
+
+
+def _loads_and_rules(wh: Warehouse, relation: str) -> tuple[set[str], set[str]]:
+    """The loads a table holds and the cleaning rules its rows were built with (one scan of two columns)."""
+    rows = wh.query(f"select load_id, cleaning_rules from {relation} group by load_id, cleaning_rules")
+    return {str(r[0]) for r in rows}, {str(r[1]) for r in rows}
+
+
+def _append_new_loads(wh: Warehouse, build_schema: str, live_schema: str, table: str, full_refresh: bool) -> Append:
+    """Append to the live ``table`` the rows of the loads it does not hold yet, inside the caller's transaction,
+    when that gives exactly the built table's rows; otherwise change nothing and say why it is to be copied."""
+    if full_refresh:
+        return Append(False, "a full refresh")
+    columns = _columns(wh, build_schema, table)
+    live_columns = _columns(wh, live_schema, table)
+    if not live_columns:
+        return Append(False, "not published yet")
+    if live_columns != columns:
+        return Append(False, "its columns differ from the published table's")
+    source = wh.ident(build_schema, table, what="mart name")
+    target = wh.ident(live_schema, table, what="mart name")
+    built_loads, built_rules = _loads_and_rules(wh, source)
+    live_loads, live_rules = _loads_and_rules(wh, target)
+    if live_rules and live_rules != built_rules:
+        return Append(False, "it was rebuilt with other cleaning rules")
+    gone = live_loads - built_loads
+    if gone:
+        return Append(False, f"the published table holds {len(gone)} load(s) the built one does not")
+    new = sorted(built_loads - live_loads)
+    rows = 0
+    if new:
+        placeholders = ", ".join(["%s"] * len(new))
+        wh.execute(f"insert into {target} select * from {source} where load_id in ({placeholders})", new)
+        rows = int(wh.query(f"select count(*) from {source} where load_id in ({placeholders})", new)[0][0])
+    (built_rows,) = wh.query(f"select count(*) from {source}")[0]
+    (live_rows,) = wh.query(f"select count(*) from {target}")[0]
+    if built_rows != live_rows:
+        return Append(False, f"{live_rows:,} rows after appending, {built_rows:,} built")
+    _copy_comments(wh, build_schema, live_schema, table)
+    return Append(True, loads=len(new), rows=rows)
+
+
+def _copy_comments(wh: Warehouse, build_schema: str, live_schema: str, table: str) -> None:
+    """Give the live table the built table's comments (its description and its columns'), which may have changed."""
+    target = wh.ident(live_schema, table, what="mart name")
+    source = wh.ident(build_schema, table, what="mart name")
+    if wh.kind == "postgres":
+        comment = wh.query("select obj_description(%s::regclass, 'pg_class')", [source])[0][0]
+        column_comments = wh.query(
+            "select column_name, col_description(%s::regclass, ordinal_position) from information_schema.columns "
+            "where table_schema = %s and table_name = %s",
+            [source, build_schema, table],
+        )
+    else:
+        comment = wh.query(
+            "select comment from duckdb_tables() where schema_name = %s and table_name = %s", [build_schema, table]
+        )[0][0]
+        column_comments = wh.query(
+            "select column_name, comment from duckdb_columns() where schema_name = %s and table_name = %s",
+            [build_schema, table],
+        )
+    wh.execute(f"comment on table {target} is {_text_literal(comment) if comment else 'null'}")
+    for column, column_comment in column_comments:
+        column_name = wh.ident(column, what="column name")
+        text = _text_literal(column_comment) if column_comment else "null"
+        wh.execute(f"comment on column {target}.{column_name} is {text}")
 
 
 def _copy_table(wh: Warehouse, build_schema: str, live_schema: str, table: str) -> None:

@@ -15,7 +15,8 @@ Steps, in order, each timed and named:
 3. **train** (only with ``--train-if-unpinned`` and no pinned model): ``insiders train --promote``;
 4. **score**: apply the pinned model and publish ``customer_segments``;
 5. **marts**: ``dbt build --selector segments`` into ``<schema>_marts_build`` (the marts and their tests);
-6. **publish**: all marts copied to ``<schema>_marts`` in one transaction (:mod:`insiders.publish`).
+6. **publish**: all marts copied to ``<schema>_marts`` in one transaction (:mod:`insiders.publish`; the lines
+   of ``fct_sales`` appended by load, copied in full on ``--full-refresh``).
 
 The run stops at the first failing step and exits non-zero, naming it. Two runs never overlap: on
 PostgreSQL a session advisory lock is held for the whole run; on DuckDB a lock file beside the database; on
@@ -338,7 +339,9 @@ def run(
         def publish_step() -> str:
             live = f"{target.schema}_{publish.LIVE_SUFFIX}"
             with connect(target) as wh:
-                published = publish.publish_marts(wh, f"{target.schema}_{publish.BUILD_SUFFIX}", live, log=log)
+                published = publish.publish_marts(
+                    wh, f"{target.schema}_{publish.BUILD_SUFFIX}", live, log=log, full_refresh=full_refresh
+                )
             record_published_inputs(target, state, inputs)
             how = "view by view (docs/scaling.md)" if target.type == "spark" else "in one transaction"
             return f"{len(published)} marts published to {live} {how}"
