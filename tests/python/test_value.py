@@ -205,13 +205,16 @@ def test_fitting_without_the_group_says_how_to_install_it(customers, monkeypatch
 
 def test_value_commands_refuse_a_bad_horizon_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("INSIDERS_PIN_FILE", str(tmp_path / "pin.yml"))
-    monkeypatch.setenv("INSIDERS_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))  # the run lock's file goes there
+    monkeypatch.setenv("INSIDERS_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))  # the run lock's file would go there
     proc = run_cli("value", "score", "--horizon-days", "0", check=False)
     assert proc.returncode == 4 and "horizon must be a positive number of days" in proc.stderr
     proc = run_cli("value", "backtest", "--cutoff-days", "-3", check=False)
     assert proc.returncode == 4 and "--cutoff-days must be a positive whole number" in proc.stderr
     proc = run_cli("value", "score", check=False)
     assert proc.returncode == 4 and "no value model is pinned" in proc.stderr
+    # Refused before the run lock is taken: nothing of the warehouse's is touched, not even its lock file.
+    assert not (tmp_path / "warehouse.duckdb.run.lock").exists()
+    assert not (tmp_path / "warehouse.duckdb").exists()
 
 
 # ------------------------------------------------------------------------------------ stored, pinned, verified

@@ -99,12 +99,13 @@ def cmd_value_score(args: argparse.Namespace) -> int:
 
     check_horizon(args.horizon_days)
     target = load_target(args.target)
-    with run_lock(target, what="insiders value score"):
-        pin = read_pin(kind=VALUE)
-        loaded = load_pinned(open_store(args.artifacts) if args.artifacts else None, pin, kind=VALUE)
-        print(f"Value model {loaded.pin.version} verified (sha256 {loaded.pin.sha256[:12]}…) from {loaded.store_uri}")
-        with connect(target) as wh:
-            result = score_value(wh, loaded, wh.target.schema, horizon_days=args.horizon_days)
+    # The pin and the artifact are checked before the run lock is taken: a missing pin or a tampered artifact is
+    # refused without touching the warehouse.
+    pin = read_pin(kind=VALUE)
+    loaded = load_pinned(open_store(args.artifacts) if args.artifacts else None, pin, kind=VALUE)
+    print(f"Value model {loaded.pin.version} verified (sha256 {loaded.pin.sha256[:12]}…) from {loaded.store_uri}")
+    with run_lock(target, what="insiders value score"), connect(target) as wh:
+        result = score_value(wh, loaded, wh.target.schema, horizon_days=args.horizon_days)
     print(
         f"Predicted {result.customers:,} customers into {target.schema}.{VALUE_TABLE} (run {result.run_id}) in "
         f"{result.seconds:.1f} s: expected revenue over {result.horizon_days} days {result.expected_revenue:,.0f}"
