@@ -39,4 +39,8 @@ def test_a_stored_value_model_loads_through_the_verified_path_and_predicts_as_re
     inputs = pd.read_parquet(FIXTURE / "inputs.parquet")
     expected = pd.read_csv(FIXTURE / "predictions.csv")
     predicted = loaded.model.predict(inputs, 90)
-    pd.testing.assert_frame_equal(predicted.reset_index(drop=True), expected, check_dtype=False, check_exact=True)
+    # To the last few bits, not bit for bit: the special functions of BG/NBD round in the last bit differently on
+    # another processor model (1e-15 relative seen, same libraries); a change of the model moves them far more.
+    pd.testing.assert_frame_equal(
+        predicted.reset_index(drop=True), expected, check_dtype=False, check_exact=False, rtol=1e-12, atol=0
+    )
