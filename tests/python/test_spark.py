@@ -221,30 +221,8 @@ def _comparable(column: pd.Series) -> tuple[str, object]:
         return "text", column.astype(str).tolist()
 
 
-def _assert_same_values(left: pd.DataFrame, right: pd.DataFrame, key: str) -> None:
-    """Same columns, same keys, and every value equal (numbers to 1e-9 relative, NULLs in the same places)."""
-    assert sorted(left.columns) == sorted(right.columns)
-    left = left.sort_values(key).reset_index(drop=True)
-    right = right.sort_values(key).reset_index(drop=True)
-    assert left[key].astype("int64").tolist() == right[key].astype("int64").tolist()
-    for column in left.columns:
-        (kind, x), (other, y) = _comparable(left[column]), _comparable(right[column])
-        assert kind == other, f"{column}: {kind} against {other}"
-        if kind == "number":
-            assert np.array_equal(np.isnan(x), np.isnan(y)), column
-            both = ~np.isnan(x)
-            assert np.allclose(x[both], y[both], rtol=RELATIVE, atol=0), column
-        else:
-            assert x == y, column
-
-
-def _assert_same_rows(left: pd.DataFrame, right: pd.DataFrame, keys: list[str]) -> None:
-    """Same columns (but those naming a run), same rows in key order, numbers to 1e-9 relative."""
-    assert sorted(left.columns) == sorted(right.columns)
-    columns = [c for c in left.columns if c not in _RUN_COLUMNS]
-    left = left[columns].sort_values(keys).reset_index(drop=True)
-    right = right[columns].sort_values(keys).reset_index(drop=True)
-    assert len(left) == len(right)
+def _assert_columns_equal(left: pd.DataFrame, right: pd.DataFrame, columns: list[str]) -> None:
+    """Row-aligned frames: each column of the same kind, numbers to 1e-9 relative with NULLs in the same places."""
     for column in columns:
         (kind, x), (other, y) = _comparable(left[column]), _comparable(right[column])
         assert kind == other, f"{column}: {kind} against {other}"
@@ -254,6 +232,25 @@ def _assert_same_rows(left: pd.DataFrame, right: pd.DataFrame, keys: list[str]) 
             assert np.allclose(x[both], y[both], rtol=RELATIVE, atol=0), column
         else:
             assert x == y, column
+
+
+def _assert_same_values(left: pd.DataFrame, right: pd.DataFrame, key: str) -> None:
+    """Same columns, same keys, and every value equal (numbers to 1e-9 relative, NULLs in the same places)."""
+    assert sorted(left.columns) == sorted(right.columns)
+    left = left.sort_values(key).reset_index(drop=True)
+    right = right.sort_values(key).reset_index(drop=True)
+    assert left[key].astype("int64").tolist() == right[key].astype("int64").tolist()
+    _assert_columns_equal(left, right, list(left.columns))
+
+
+def _assert_same_rows(left: pd.DataFrame, right: pd.DataFrame, keys: list[str]) -> None:
+    """Same columns (but those naming a run), same rows in key order, numbers to 1e-9 relative."""
+    assert sorted(left.columns) == sorted(right.columns)
+    columns = [c for c in left.columns if c not in _RUN_COLUMNS]
+    left = left[columns].sort_values(keys).reset_index(drop=True)
+    right = right[columns].sort_values(keys).reset_index(drop=True)
+    assert len(left) == len(right)
+    _assert_columns_equal(left, right, columns)
 
 
 def _neutral(text: str) -> str:
