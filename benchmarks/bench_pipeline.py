@@ -20,13 +20,14 @@ child process of its own:
   run again right before every step below (files under 1 GB; ``--bare-once`` turns that off) so that each
   ratio compares figures taken back to back;
 - ``load``: ``insiders load FILE`` into a fresh warehouse;
-- ``features``: ``dbt build --selector features``;
+- ``features``: ``dbt build --selector features --exclude-resource-type unit_test``, the build a scheduled run
+  makes (dbt's unit tests check the SQL on fixed rows; ``make test`` runs them, a run does not);
 - ``train (once)``: ``insiders train --promote`` with a pin file and an artifact store of the benchmark's own
   (``models/`` in the data folder), kept for later runs (``--retrain`` trains again). Not a step of the
   scheduled run; reported for information. A size without a model of its own scores with the real file's
   model when there is one (``--train-per-size`` trains on each size: at ×100 that takes very long);
 - ``score``: ``insiders score`` with that pinned model;
-- ``marts``: ``dbt build --selector segments``;
+- ``marts``: ``dbt build --selector segments --exclude-resource-type unit_test``;
 - ``whole run``: ``insiders run --source FILE`` on a fresh warehouse, the model pinned;
 - ``re-run, nothing new``: the same command again (it must say "nothing new");
 - ``history run``: on a fresh warehouse, ``insiders run`` with the file without its last month;
@@ -75,6 +76,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scale_data import REAL_FILE, write_scaled  # noqa: E402
+
+from insiders.dbt_session import SCHEDULED_EXCLUDE  # noqa: E402  (what a scheduled build leaves out)
 
 BARE_SQL = Path(__file__).resolve().parent / "bare_query.sql"
 RESULTS = PROJECT / "benchmarks" / "results" / "pipeline.csv"
@@ -574,7 +577,8 @@ def bench_target(suite: Suite, data: Dataset, target: str) -> None:
 
     with fresh_warehouse(suite, target, env, f"{data.size}_steps") as wenv:
         if step(suite, data, target, "load", insiders("load", str(data.path), *t, "--quiet"), wenv).status == "ok":
-            built = step(suite, data, target, "features", dbt("build", "--selector", "features", *t), wenv)
+            features = dbt("build", "--selector", "features", *SCHEDULED_EXCLUDE, *t)
+            built = step(suite, data, target, "features", features, wenv)
             dbt_top_nodes(wenv, "features")
             if built.status == "ok":
                 compare(suite, data, target, wenv, bare, "the step-by-step build")
@@ -584,7 +588,8 @@ def bench_target(suite: Suite, data: Dataset, target: str) -> None:
                     pin.exists()
                     and step(suite, data, target, "score", insiders("score", *t, "--quiet"), wenv).status == "ok"
                 ):
-                    step(suite, data, target, "marts", dbt("build", "--selector", "segments", *t), wenv)
+                    marts = dbt("build", "--selector", "segments", *SCHEDULED_EXCLUDE, *t)
+                    step(suite, data, target, "marts", marts, wenv)
                     dbt_top_nodes(wenv, "marts")
     if not pin.exists():
         print(f"    no pinned model for {data.size}: the runs are skipped", flush=True)

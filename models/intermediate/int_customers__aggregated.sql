@@ -120,37 +120,12 @@ totals as (
         -- Distinct days with any valid line, purchases and returns alike (for avg_recency_days).
         min(invoice_day) as first_active_day,
         max(invoice_day) as last_active_day,
-        count(distinct invoice_day) as active_days
+        count(distinct invoice_day) as active_days,
+        -- Country of the most recent purchase line (ties broken as in macro latest_line_first).
+        {{ latest_value('country', where='not is_return') }} as country
 
     from lines
     group by customer_id
-
-),
-
--- Country of the most recent purchase line (ties broken by macro latest_line_first).
-latest_purchase_lines as (
-
-    select
-        customer_id,
-        country,
-        row_number() over (
-            partition by customer_id
-            order by {{ latest_line_first() }}
-        ) as recency_rank
-
-    from lines
-    where not is_return
-
-),
-
-customer_countries as (
-
-    select
-        customer_id,
-        country
-
-    from latest_purchase_lines
-    where recency_rank = 1
 
 ),
 
@@ -159,7 +134,7 @@ final as (
     select
         cast(totals.customer_id as bigint) as customer_id,
         cast(totals.valid_lines as bigint) as valid_lines,
-        cast(customer_countries.country as {{ type_text() }}) as country,
+        cast(totals.country as {{ type_text() }}) as country,
         cast(totals.first_purchase_day as date) as first_purchase_day,
         cast(totals.last_purchase_day as date) as last_purchase_day,
         cast(totals.gross_revenue as numeric(18, 4)) as gross_revenue,
@@ -177,8 +152,6 @@ final as (
 
     from totals
     cross join cleaning_rules
-    left join customer_countries
-        on totals.customer_id = customer_countries.customer_id
 
 )
 

@@ -69,7 +69,9 @@ class_totals as (
         count(*) filter (where is_anonymous) as anonymous_line_count,
         sum(line_revenue) filter (where is_anonymous) as anonymous_revenue,
         count(*) filter (where is_return) as return_line_count,
-        -sum(quantity) filter (where is_return) as returned_units
+        -sum(quantity) filter (where is_return) as returned_units,
+        min(invoiced_at) as first_invoiced_at,
+        max(invoiced_at) as last_invoiced_at
 
     from classified
     group by
@@ -93,6 +95,8 @@ final as (
         cast(coalesce(class_totals.anonymous_revenue, 0) as numeric(18, 4)) as anonymous_revenue,
         cast(coalesce(class_totals.return_line_count, 0) as bigint) as return_line_count,
         cast(coalesce(class_totals.returned_units, 0) as bigint) as returned_units,
+        class_totals.first_invoiced_at,
+        class_totals.last_invoiced_at,
         -- The rules the lines were classified by (see int_cleaning_rules).
         cleaning_rules.cleaning_rules
 

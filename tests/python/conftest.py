@@ -127,6 +127,16 @@ def target(request: pytest.FixtureRequest) -> Target:
     return load_target(request.param)
 
 
+@pytest.fixture
+def features_built(target: Target, tmp_path: Path) -> Target:
+    """The target with a small generated sample loaded and the features step built (data tests passing)."""
+    sample = tmp_path / "sample.csv.gz"
+    run_cli("generate", "--out", str(sample), "--customers", "60", "--months", "2", "--seed", "5", "--quiet")
+    run_cli("load", str(sample), "--target", target.name, "--quiet")
+    run_dbt("build", "--selector", "features", target=target.name)
+    return target
+
+
 def query(target: Target, sql: str) -> list[tuple]:
     """Run one query on a target in a short-lived connection."""
     with connect(target) as wh:

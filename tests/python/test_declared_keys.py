@@ -10,10 +10,9 @@ refused or reported. ``not_null_columns`` reports a null in any of its columns.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from conftest import _DBT_SCRATCH, connect, run_cli, run_dbt
+from conftest import _DBT_SCRATCH, connect, run_dbt
 
 from insiders.warehouse import Target
 
@@ -41,17 +40,8 @@ def _execute(target: Target, sql: str) -> None:
         wh.execute(sql)
 
 
-@pytest.fixture
-def built(target: Target, tmp_path: Path) -> Target:
-    sample = tmp_path / "sample.csv.gz"
-    run_cli("generate", "--out", str(sample), "--customers", "60", "--months", "2", "--seed", "5", "--quiet")
-    run_cli("load", str(sample), "--target", target.name, "--quiet")
-    run_dbt("build", "--selector", "features", target=target.name)
-    return target
-
-
-def test_line_keys_are_proven_by_the_database_or_counted(built: Target) -> None:
-    target = built
+def test_line_keys_are_proven_by_the_database_or_counted(features_built: Target) -> None:
+    target = features_built
     compiled = _compiled_tests()
     key_tests = {name: code for name, code in compiled.items() if name.startswith((SALES_KEY_TEST, RAW_KEY_TEST))}
     assert len(key_tests) == 2, sorted(compiled)
@@ -86,8 +76,8 @@ def test_line_keys_are_proven_by_the_database_or_counted(built: Target) -> None:
     assert status != 0 and "FAIL 1" in output, output
 
 
-def test_not_null_columns_reports_a_null_in_any_column(built: Target) -> None:
-    target = built
+def test_not_null_columns_reports_a_null_in_any_column(features_built: Target) -> None:
+    target = features_built
     status, output = _test_outcome(target, "not_null_columns_int_sales__cleaned*")
     assert status == 0, output
     _execute(

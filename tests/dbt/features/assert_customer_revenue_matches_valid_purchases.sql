@@ -1,6 +1,6 @@
--- The revenue the features attribute to customers is exactly the revenue of the valid purchase lines that
--- belong to a customer and fall on or before D_ref: no line lost, none counted twice.
--- Returns a row when the two totals differ.
+-- customer_features has a row for a customer if and only if the customer has a valid purchase line on or
+-- before D_ref, and its gross revenue is exactly the revenue of those lines: no customer or line lost, none
+-- counted twice. Returns the customers that break this, with what is wrong. One read of the valid lines.
 with
 
 sales as (
@@ -23,7 +23,9 @@ reference_day as (
 
 expected as (
 
-    select coalesce(sum(sales.line_revenue), 0) as revenue
+    select
+        sales.customer_id,
+        sum(sales.line_revenue) as revenue
 
     from sales
     cross join reference_day
@@ -31,26 +33,32 @@ expected as (
         not sales.is_anonymous
         and not sales.is_return
         and sales.invoice_day <= reference_day.as_of_date
+    group by sales.customer_id
 
 ),
 
-actual as (
+compared as (
 
-    select coalesce(sum(gross_revenue), 0) as revenue
+    select
+        coalesce(expected.customer_id, customer_features.customer_id) as customer_id,
+        expected.revenue as expected_revenue,
+        customer_features.gross_revenue as actual_revenue,
+        case
+            when customer_features.customer_id is null then 'no features row'
+            when expected.customer_id is null then 'features row without a purchase'
+            when customer_features.gross_revenue <> expected.revenue then 'gross revenue differs'
+        end as problem
 
-    from customer_features
+    from expected
+    full outer join customer_features
+        on expected.customer_id = customer_features.customer_id
 
 ),
 
 final as (
 
-    select
-        expected.revenue as expected_revenue,
-        actual.revenue as actual_revenue
-
-    from expected
-    cross join actual
-    where expected.revenue <> actual.revenue
+    select * from compared
+    where problem is not null
 
 )
 
