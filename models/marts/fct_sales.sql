@@ -29,32 +29,6 @@ sales as (
 
 ),
 
-{% if is_incremental() %}
-load_log as (
-
-    select * from {{ ref('stg_online_retail__load_log') }}
-
-),
-
-held_loads as (
-
-    select distinct load_id
-
-    from {{ this }}
-
-),
-
--- The loads to add, from the load log (a few rows), so that only their lines are read (int_sales__cleaned).
-new_loads as (
-
-    select load_log.load_id
-
-    from load_log
-    where load_log.load_id not in (select held_loads.load_id from held_loads)
-
-),
-
-{% endif %}
 final as (
 
     select
@@ -73,7 +47,8 @@ final as (
 
     from sales
     {% if is_incremental() %}
-    where load_id in (select new_loads.load_id from new_loads)
+    -- The loads not here yet, as literals (macro loads_not_yet_in): only their lines are read.
+    where {{ load_id_in(loads_not_yet_in(this)) }}
     {% endif %}
 
 )

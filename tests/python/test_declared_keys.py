@@ -1,7 +1,7 @@
 """The line keys are proven, by the database's own keys where it has them and by counting elsewhere.
 
 On PostgreSQL the loader gives ``raw.transactions`` its primary key (load_id, line_number) and
-``int_sales__cleaned`` is built with a unique index on transaction_line_id: the database refuses a repeated
+``int_sales__cleaned`` is built with a unique index on (load_id, line_number): the database refuses a repeated
 key, and the ``unique_combination`` tests of those keys read nothing. On DuckDB (and on a PostgreSQL table that
 lacks the key) the same tests count. Either way a repeated key cannot pass: these tests write one and watch it
 refused or reported. ``not_null_columns`` reports a null in any of its columns.
@@ -16,7 +16,7 @@ from conftest import _DBT_SCRATCH, connect, run_dbt
 
 from insiders.warehouse import Target
 
-SALES_KEY_TEST = "unique_combination_int_sales__cleaned_transaction_line_id"
+SALES_KEY_TEST = "unique_combination_int_sales__cleaned_load_id__line_number"
 RAW_KEY_TEST = "source_unique_combination_online_retail_transactions_load_id__line_number"
 PROVEN = "proven by the database's key"
 
