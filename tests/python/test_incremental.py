@@ -24,6 +24,8 @@ from insiders.warehouse import Target
 COMPARED_TABLES = (
     "int_sales__cleaned",
     "int_customers__aggregated",
+    "int_product_customers__deduplicated",
+    "int_products__aggregated_by_load",
     "quality_loads",
     "quality_lines_by_load_class",
     "customer_features",
@@ -120,6 +122,7 @@ def two_deliveries_then_full_refresh(target: Target, source: Path, second_from: 
     # The second build took the incremental path, not a rebuild.
     assert "held_totals" in compiled_code("int_customers__aggregated")
     assert "new_loads" in compiled_code("int_sales__cleaned")
+    assert "new_loads" in compiled_code("int_products__aggregated_by_load")
 
     build(target, "--full-refresh", env=full_schema_env(target))
     assert "held_totals" not in compiled_code("int_customers__aggregated")
