@@ -58,6 +58,19 @@ new_loads as (
 ),
 
 {% endif %}
+customer_lines as (
+
+    select
+        stock_code,
+        customer_id,
+        load_id,
+        loaded_at
+
+    from sales
+    where not is_anonymous
+
+),
+
 pair_loads as (
 
     select
@@ -66,12 +79,10 @@ pair_loads as (
         load_id,
         min(loaded_at) as loaded_at
 
-    from sales
-    where
-        not is_anonymous
-        {% if is_incremental() %}
-        and load_id in (select new_loads.load_id from new_loads)
-        {% endif %}
+    from customer_lines
+    {% if is_incremental() %}
+    where load_id in (select new_loads.load_id from new_loads)
+    {% endif %}
     group by stock_code, customer_id, load_id
 
 ),
