@@ -11,11 +11,12 @@
     loaded line first and drop the held loads last (29 s of a x10 new month for quality_lines_by_load_class).
 
     A load whose lines were all excluded never appears in the model and is listed again each run: it adds
-    nothing. Outside an incremental run (a full build, parsing, a unit test that does not override it) the
+    nothing. `held_column` names the relation's load column when it is not `load_id` (the pairs of
+    int_product_customers__deduplicated hold the load that first brought them). Outside an incremental run (a full build, parsing, a unit test that does not override it) the
     list is empty and the models do not use it. Unit tests of the incremental path override it (`overrides:
     macros:`) with the loads they mean to add.
 -#}
-{% macro loads_not_yet_in(relation) -%}
+{% macro loads_not_yet_in(relation, held_column='load_id') -%}
     {%- if not (execute and is_incremental()) -%}
         {{ return([]) }}
     {%- endif -%}
@@ -26,7 +27,7 @@
             select 1
             from {{ relation }} as held
             where
-                held.load_id = load_log.load_id
+                held.{{ held_column }} = load_log.load_id
                 and held.cleaning_rules = (
                     select current_rules.cleaning_rules from {{ ref('int_cleaning_rules') }} as current_rules
                 )

@@ -2,11 +2,33 @@
 -- One row per product (stock code) with a valid sales line: its description and what it sold, so that a line of
 -- fct_sales has a readable product in Power BI. A code's description is that of its latest line that has one
 -- (the shop renames products over time). Built after fct_sales (declared above), with the rest of the star.
+--
+-- Cost follows change: the totals are added up from int_products__aggregated_by_load (one row per product and
+-- load, kept up to date incrementally, by load), not from every valid line, so a new month reads that month's
+-- lines once there and a few rows per product here. Every column adds up exactly across loads (see that
+-- model), so this table is the one a full refresh computes from all lines, and it is still rebuilt whole on
+-- each run: a few thousand rows, and nothing to reconcile after a change of the cleaning rules.
 with
 
-sales as (
+product_loads as (
 
-    select * from {{ ref('int_sales__cleaned') }}
+    select * from {{ ref('int_products__aggregated_by_load') }}
+
+),
+
+-- Each load's latest described line of the product, under the names macro latest_line_first orders by.
+described_lines as (
+
+    select
+        stock_code,
+        latest_description as product_description,
+        latest_described_at as invoiced_at,
+        latest_described_invoice_no as invoice_no,
+        load_id,
+        latest_described_line_number as line_number
+
+    from product_loads
+    where latest_description is not null
 
 ),
 
@@ -20,8 +42,7 @@ latest_descriptions as (
             order by {{ latest_line_first() }}
         ) as recency_rank
 
-    from sales
-    where product_description is not null
+    from described_lines
 
 ),
 
@@ -29,14 +50,15 @@ products as (
 
     select
         stock_code,
-        min(invoice_day) as first_sold_day,
-        max(invoice_day) as last_sold_day,
-        sum(case when not is_return then quantity else 0 end) as units_sold,
-        -sum(case when is_return then quantity else 0 end) as units_returned,
-        sum(case when not is_return then line_revenue else 0 end) as gross_revenue,
-        count(distinct customer_id) as customers
+        min(first_sold_day) as first_sold_day,
+        max(last_sold_day) as last_sold_day,
+        sum(units_sold) as units_sold,
+        sum(units_returned) as units_returned,
+        sum(gross_revenue) as gross_revenue,
+        -- Each (product, customer) pair is counted in one load only: the sum is count(distinct customer_id).
+        sum(new_customers) as customers
 
-    from sales
+    from product_loads
     group by stock_code
 
 ),

@@ -25,6 +25,8 @@ from insiders.warehouse import Target
 COMPARED_TABLES = (
     "int_sales__cleaned",
     "int_customers__aggregated",
+    "int_product_customers__deduplicated",
+    "int_products__aggregated_by_load",
     "quality_loads",
     "quality_lines_by_load_class",
     "customer_features",
@@ -108,10 +110,13 @@ def _columns_sql(target: Target, schema: str, table: str) -> str:
 
 
 def loads_added(model: str) -> list[str]:
-    """The load ids an incremental build of ``model`` filtered its lines by (macro load_id_in), in order."""
-    found = re.findall(r"load_id in \(([^)]*)\)", compiled_code(model))
-    assert len(found) == 1, f"{model}: expected one load filter, found {found}"
-    return re.findall(r"'([^']*)'", found[0])
+    """The load ids an incremental build of ``model`` filtered its lines by (macro load_id_in), in order; every
+    such filter of the model names the same loads."""
+    found = {
+        tuple(re.findall(r"'([^']*)'", ids)) for ids in re.findall(r"load_id in \(([^)]*)\)", compiled_code(model))
+    }
+    assert len(found) == 1, f"{model}: expected one list of loads, found {found}"
+    return list(found.pop())
 
 
 def load_ids(target: Target) -> list[str]:
@@ -132,6 +137,7 @@ def two_deliveries_then_full_refresh(target: Target, source: Path, second_from: 
     # The second build took the incremental path, not a rebuild, and read the second load's lines only.
     assert "held_totals" in compiled_code("int_customers__aggregated")
     assert loads_added("int_sales__cleaned") == load_ids(target)[1:]
+    assert loads_added("int_products__aggregated_by_load") == load_ids(target)[1:]
 
     build(target, "--full-refresh", env=full_schema_env(target))
     assert "held_totals" not in compiled_code("int_customers__aggregated")

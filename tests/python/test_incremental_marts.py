@@ -3,8 +3,10 @@
 ``insiders run`` on a history and then on a new month: the second run appends the new load's lines to
 ``fct_sales`` in the build schema and to its published copy. A full refresh of the same raw tables, in a schema of
 its own, must publish the same line-level marts, row for row; so must a run after a change of the cleaning rules,
-which rebuilds ``fct_sales`` and copies it in full. The publish step's choices (append, or copy in full and why)
-and its atomicity are checked on hand-made tables, on DuckDB and PostgreSQL.
+which rebuilds ``fct_sales`` and copies it in full. ``dim_products`` is added up from per-load totals: the new
+month must add its own without recomputing the history's, and a product renamed in it must show its new name.
+The publish step's choices (append, or copy in full and why) and its atomicity are checked on hand-made tables,
+on DuckDB and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -74,6 +76,31 @@ def assert_same_rows(target: Target, table: str, left: str, right: str, leave_ou
     assert differences == [(0,)], f"{table}: {differences[0][0]} rows differ between {left} and {right}"
 
 
+RENAMED = "RENAMED IN THE NEW MONTH"
+
+
+def _rename_a_product(history: Path, month: Path) -> str:
+    """Give the new month's lines of a product sold in both files a description no history line has; its code.
+
+    The product with the most month lines, so that some of them survive the cleaning rules.
+    """
+    with open(history, encoding="latin-1", newline="") as lines:
+        sold_before = {row["StockCode"] for row in csv.DictReader(lines)}
+    with open(month, encoding="latin-1", newline="") as lines:
+        reader = csv.DictReader(lines)
+        header, rows = reader.fieldnames, list(reader)
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row["StockCode"] in sold_before and row["StockCode"].isdigit():
+            counts[row["StockCode"]] = counts.get(row["StockCode"], 0) + 1
+    code = max(counts, key=lambda c: (counts[c], c))
+    with open(month, "w", encoding="latin-1", newline="") as lines:
+        writer = csv.DictWriter(lines, fieldnames=header)
+        writer.writeheader()
+        writer.writerows({**row, "Description": RENAMED} if row["StockCode"] == code else row for row in rows)
+    return code
+
+
 def assert_same_marts(target: Target, schema: str) -> None:
     """The incremental schema's published marts are those of the full refresh, and its live fct_sales is its
     built one."""
@@ -97,14 +124,28 @@ def test_a_new_month_publishes_the_marts_of_a_full_refresh(
     landing = tmp_path / "landing"
     landing.mkdir()
     history, month = split_by_day(sample, last.replace(day=1), tmp_path)
+    renamed = _rename_a_product(history, month)
     schema = target.schema
 
     history.rename(landing / history.name)
     first = _run(target, landing, "--train-if-unpinned", monkeypatch=monkeypatch, schema=schema)
     assert "publish: fct_sales: copied in full: not published yet" in first
+    # dim_products adds up per-load totals (int_products__aggregated_by_load): the new month must add its own
+    # rows and leave the history's alone. valid_lines is read by no mart: negated here, it shows whether the
+    # history's rows were recomputed, and is set back after the run.
+    by_load = f"{schema}.int_products__aggregated_by_load"
+    history_rows = query(target, f"select count(*) from {by_load}")
+    query_update = f"update {by_load} set valid_lines = -valid_lines"
+    _update(target, query_update)
     month.rename(landing / month.name)
     second = _run(target, landing, monkeypatch=monkeypatch, schema=schema)
     assert "publish: fct_sales: appended" in second and "of 1 new load(s)" in second, second
+    assert query(target, f"select count(*) from {by_load} where valid_lines < 0") == history_rows
+    assert query(target, f"select count(distinct load_id) from {by_load} where valid_lines > 0") == [(1,)]
+    _update(target, f"{query_update} where valid_lines < 0")
+    assert query(
+        target, f"select product_description from {schema}_marts.dim_products where stock_code = '{renamed}'"
+    ) == [(RENAMED,)]
 
     # The same raw tables, every model rebuilt and every mart copied, in another schema.
     full = _run(target, landing, "--full-refresh", monkeypatch=monkeypatch, schema=FULL)
@@ -126,6 +167,11 @@ def test_a_new_month_publishes_the_marts_of_a_full_refresh(
     assert 0 < lines_after < lines_before
     _run(target, landing, *rules, "--full-refresh", monkeypatch=monkeypatch, schema=FULL)
     assert_same_marts(target, schema)
+
+
+def _update(target: Target, statement: str) -> None:
+    with connect(target) as wh, wh.transaction():
+        wh.execute(statement)
 
 
 # -- the publish step's choices, on hand-made marts -----------------------------------------------------------

@@ -333,6 +333,7 @@ def test_spark_gives_the_same_customers_features_and_segments_as_duckdb(both_run
         segments="select customer_id, cluster_id, segment_rank, segment_name, is_insider, model_version "
         "from analytics.customer_segments",
         summary="select insiders, customers from analytics_marts.insiders_summary",
+        products="select * from analytics_marts.dim_products",
     )
     local_features = _duckdb_frame(env, "select * from main.customer_features")
     assert len(local_features) > 400
@@ -350,6 +351,11 @@ def test_spark_gives_the_same_customers_features_and_segments_as_duckdb(both_run
 
     local_summary = _duckdb_frame(env, "select insiders, customers from main_marts.insiders_summary")
     assert spark["summary"].astype("int64").to_dict("records") == local_summary.astype("int64").to_dict("records")
+
+    # The product dimension, added up from per-load totals (incremental tables on DuckDB, tables on Spark).
+    local_products = _duckdb_frame(env, "select * from main_marts.dim_products")
+    assert len(local_products) > 100
+    _assert_same_rows(local_products, spark["products"], ["stock_code"])
 
 
 def test_a_second_run_is_refused_while_one_runs(both_runs):
