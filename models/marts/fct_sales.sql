@@ -18,6 +18,7 @@
         materialized=incremental_materialization(),
         incremental_strategy='append',
         pre_hook="{{ delete_rows_of_other_cleaning_rules() }}",
+        post_hook="{{ add_line_key(this, ['transaction_line_id']) }}",
     )
 }}
 

@@ -143,12 +143,18 @@ def published_metadata(target: Target) -> dict[str, tuple[list[str], str | None,
     return out
 
 
+# Marts whose key the database holds on PostgreSQL only: on DuckDB a key is an in-memory index, and one entry per
+# sales line does not fit at scale (macro add_line_key); the key there is the model's unique_combination test.
+KEYED_ON_POSTGRES_ONLY = {"fct_sales"}
+
+
 def assert_marts_carry_keys_and_descriptions(target: Target) -> None:
     """What Power BI reads besides the rows: each published mart's key, NOT NULL columns and descriptions."""
     metadata = published_metadata(target)
     for table, expected_key in MART_KEYS.items():
         key, comment, column_comments, not_null = metadata[table]
-        assert key == expected_key, table
+        held = target.type == "postgres" or table not in KEYED_ON_POSTGRES_ONLY
+        assert key == (expected_key if held else []), table
         assert comment, f"{table} has no description"
         undocumented = sorted(name for name, text in column_comments.items() if not text)
         assert undocumented == [], f"{table}: columns without a description: {undocumented}"
