@@ -143,6 +143,19 @@ def query(target: Target, sql: str) -> list[tuple]:
         return wh.query(sql)
 
 
+def execute(target: Target, *statements: str) -> None:
+    """Run statements on a target in one transaction (a test's hand-made change to a table)."""
+    with connect(target) as wh, wh.transaction():
+        for statement in statements:
+            wh.execute(statement)
+
+
+def dbt_test(target: Target, selection: str) -> tuple[int, str]:
+    """``dbt test --select`` on the target: its exit status and output (``FAIL n`` names the rows returned)."""
+    proc = run_dbt("test", "--select", selection, target=target.name, check=False)
+    return proc.returncode, proc.stdout
+
+
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the ``insiders`` command as a user would (a separate process, the current environment)."""
     proc = subprocess.run(

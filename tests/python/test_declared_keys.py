@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import _DBT_SCRATCH, connect, run_dbt
+from conftest import _DBT_SCRATCH, connect, dbt_test, execute
 
 from insiders.warehouse import Target
 
@@ -28,16 +28,6 @@ def _compiled_tests() -> dict[str, str]:
         for r in results["results"]
         if r["unique_id"].startswith("test.")
     }
-
-
-def _test_outcome(target: Target, name: str) -> tuple[int, str]:
-    proc = run_dbt("test", "--select", name, target=target.name, check=False)
-    return proc.returncode, proc.stdout
-
-
-def _execute(target: Target, sql: str) -> None:
-    with connect(target) as wh, wh.transaction():
-        wh.execute(sql)
 
 
 def test_line_keys_are_proven_by_the_database_or_counted(features_built: Target) -> None:
@@ -61,29 +51,29 @@ def test_line_keys_are_proven_by_the_database_or_counted(features_built: Target)
 
         # The database refuses a repeated key in the raw lines and in the cleaned lines.
         with pytest.raises(psycopg2.errors.UniqueViolation):
-            _execute(target, "insert into raw.transactions select * from raw.transactions limit 1")
+            execute(target, "insert into raw.transactions select * from raw.transactions limit 1")
         with pytest.raises(psycopg2.errors.UniqueViolation):
-            _execute(target, f"insert into {schema}.int_sales__cleaned {line}")
+            execute(target, f"insert into {schema}.int_sales__cleaned {line}")
         # Without the index (a table built before it existed), the test counts, and finds the repeated key.
         indexes = (
             f"select indexrelid::regclass::text from pg_index where indrelid = '{schema}.int_sales__cleaned'::regclass"
         )
         with connect(target) as wh:
             (index,) = wh.query(indexes)[0]
-        _execute(target, f"drop index {index}")
-    _execute(target, f"insert into {schema}.int_sales__cleaned {line}")
-    status, output = _test_outcome(target, SALES_KEY_TEST)
+        execute(target, f"drop index {index}")
+    execute(target, f"insert into {schema}.int_sales__cleaned {line}")
+    status, output = dbt_test(target, SALES_KEY_TEST)
     assert status != 0 and "FAIL 1" in output, output
 
 
 def test_not_null_columns_reports_a_null_in_any_column(features_built: Target) -> None:
     target = features_built
-    status, output = _test_outcome(target, "not_null_columns_int_sales__cleaned*")
+    status, output = dbt_test(target, "not_null_columns_int_sales__cleaned*")
     assert status == 0, output
-    _execute(
+    execute(
         target,
         f"update {target.schema}.int_sales__cleaned set line_revenue = null where transaction_line_id = "
         f"(select max(transaction_line_id) from {target.schema}.int_sales__cleaned)",
     )
-    status, output = _test_outcome(target, "not_null_columns_int_sales__cleaned*")
+    status, output = dbt_test(target, "not_null_columns_int_sales__cleaned*")
     assert status != 0 and "FAIL 1" in output, output

@@ -17,7 +17,7 @@ import gzip
 from pathlib import Path
 
 import pytest
-from conftest import query, run_cli
+from conftest import execute, query, run_cli
 from test_incremental import split_by_day
 
 from insiders.publish import publish_marts
@@ -136,13 +136,13 @@ def test_a_new_month_publishes_the_marts_of_a_full_refresh(
     by_load = f"{schema}.int_products__aggregated_by_load"
     history_rows = query(target, f"select count(*) from {by_load}")
     query_update = f"update {by_load} set valid_lines = -valid_lines"
-    _update(target, query_update)
+    execute(target, query_update)
     month.rename(landing / month.name)
     second = _run(target, landing, monkeypatch=monkeypatch, schema=schema)
     assert "publish: fct_sales: appended" in second and "of 1 new load(s)" in second, second
     assert query(target, f"select count(*) from {by_load} where valid_lines < 0") == history_rows
     assert query(target, f"select count(distinct load_id) from {by_load} where valid_lines > 0") == [(1,)]
-    _update(target, f"{query_update} where valid_lines < 0")
+    execute(target, f"{query_update} where valid_lines < 0")
     assert query(
         target, f"select product_description from {schema}_marts.dim_products where stock_code = '{renamed}'"
     ) == [(RENAMED,)]
@@ -169,26 +169,15 @@ def test_a_new_month_publishes_the_marts_of_a_full_refresh(
     assert_same_marts(target, schema)
 
 
-def _update(target: Target, statement: str) -> None:
-    with connect(target) as wh, wh.transaction():
-        wh.execute(statement)
-
-
 # -- the publish step's choices, on hand-made marts -----------------------------------------------------------
 
 BUILD, LIVE = "s_marts_build", "s_marts"
 
 
-def _execute(target: Target, *statements: str) -> None:
-    with connect(target) as wh, wh.transaction():
-        for statement in statements:
-            wh.execute(statement)
-
-
 def _build(target: Target, loads: list[int], rules: str = "r1", extra_column: bool = False) -> None:
     """A fct_sales of two lines per load, and another mart."""
     lines = ", ".join(f"('{load}:{n}', '{load}', '{rules}')" for load in loads for n in (1, 2))
-    _execute(
+    execute(
         target,
         f"create schema if not exists {BUILD}",
         f"drop table if exists {BUILD}.fct_sales",
@@ -254,7 +243,7 @@ def test_publish_appends_new_loads_and_copies_in_full_when_it_must(target: Targe
     assert _live(target) == _built(target)
 
     # A load the live copy holds only in part (a table changed by hand): the counts disagree after appending.
-    _execute(target, f"delete from {LIVE}.fct_sales where transaction_line_id = '5:2'")
+    execute(target, f"delete from {LIVE}.fct_sales where transaction_line_id = '5:2'")
     assert _publish(target) == ["    publish: fct_sales: copied in full: 7 rows after appending, 8 built"]
     assert _live(target) == _built(target)
 

@@ -10,7 +10,7 @@ log, and ``assert_load_log_matches_stored_lines`` fails.
 
 from __future__ import annotations
 
-from conftest import connect, run_dbt
+from conftest import connect, dbt_test, execute, run_dbt
 
 from insiders.warehouse import Target
 
@@ -18,39 +18,29 @@ REVENUE_TEST = "assert_customer_revenue_matches_valid_purchases"
 LOAD_LOG_TEST = "assert_load_log_matches_stored_lines"
 
 
-def _execute(target: Target, sql: str) -> None:
-    with connect(target) as wh, wh.transaction():
-        wh.execute(sql)
-
-
-def _test(target: Target, name: str) -> tuple[int, str]:
-    proc = run_dbt("test", "--select", name, target=target.name, check=False)
-    return proc.returncode, proc.stdout
-
-
 def test_revenue_reconciliation_reports_each_wrong_or_missing_customer(features_built: Target) -> None:
     target, schema = features_built, features_built.schema
-    assert _test(target, REVENUE_TEST)[0] == 0
+    assert dbt_test(target, REVENUE_TEST)[0] == 0
     with connect(target) as wh:
         first, second = (
             row[0] for row in wh.query(f"select customer_id from {schema}.customer_features order by 1")[:2]
         )
     # One customer's revenue off by a penny, another customer's row gone: two customers reported.
-    _execute(
+    execute(
         target,
         f"update {schema}.customer_features set gross_revenue = gross_revenue + 0.01 where customer_id = {first}",
     )
-    _execute(target, f"delete from {schema}.customer_features where customer_id = {second}")
-    status, output = _test(target, REVENUE_TEST)
+    execute(target, f"delete from {schema}.customer_features where customer_id = {second}")
+    status, output = dbt_test(target, REVENUE_TEST)
     assert status != 0 and "FAIL 2" in output, output
 
 
 def test_lines_lost_from_the_class_counts_fail_the_load_log_check(features_built: Target) -> None:
     target, schema = features_built, features_built.schema
-    assert _test(target, LOAD_LOG_TEST)[0] == 0
+    assert dbt_test(target, LOAD_LOG_TEST)[0] == 0
     # As if a new exclusion reason were missing from quality_lines_by_load_class's list: its lines vanish from
     # the class counts, and quality_loads, summed from them, no longer holds every stored line.
-    _execute(target, f"update {schema}.quality_lines_by_load_class set line_count = 0 where line_class = 'valid'")
+    execute(target, f"update {schema}.quality_lines_by_load_class set line_count = 0 where line_class = 'valid'")
     run_dbt("run", "--select", "quality_loads", "--full-refresh", target=target.name)
-    status, output = _test(target, LOAD_LOG_TEST)
+    status, output = dbt_test(target, LOAD_LOG_TEST)
     assert status != 0 and "FAIL 1" in output, output
