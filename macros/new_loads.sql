@@ -12,8 +12,9 @@
 
     A load whose lines were all excluded never appears in the model and is listed again each run: it adds
     nothing. `held_column` names the relation's load column when it is not `load_id` (the pairs of
-    int_product_customers__deduplicated hold the load that first brought them). Outside an incremental run (a full build, parsing, a unit test that does not override it) the
-    list is empty and the models do not use it. Unit tests of the incremental path override it (`overrides:
+    int_product_customers__deduplicated hold the load that first brought them). Outside an incremental run (a
+    full build, parsing, a unit test that does not override it) the list is empty and the models do not use
+    it. Unit tests of the incremental path override it (`overrides:
     macros:`) with the loads they mean to add.
 -#}
 {% macro loads_not_yet_in(relation, held_column='load_id') -%}

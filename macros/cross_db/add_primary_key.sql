@@ -2,14 +2,17 @@
     Post-hook of the marts whose contract is not enforced (dim_customers, segment_profiles: their feature
     columns follow customer_features' contract): gives the table its primary key, which the database checks
     (unique, not null) as the enforced contracts' primary_key constraints are checked, and which Power BI
-    reads as the table's key. The other marts declare theirs as contract constraints.
+    reads as the table's key. The other marts declare theirs as contract constraints. A table that already has
+    the key (an incremental table on a later run; macro declared_key) is left as it is.
 -#}
 {% macro add_primary_key(relation, columns) -%}
     {{ return(adapter.dispatch('add_primary_key', 'insiders')(relation, columns)) }}
 {%- endmacro %}
 
 {% macro default__add_primary_key(relation, columns) -%}
-    alter table {{ relation }} add primary key ({{ columns | join(', ') }})
+    {%- if not declared_key(relation, columns) -%}
+        alter table {{ relation }} add primary key ({{ columns | join(', ') }})
+    {%- endif -%}
 {%- endmacro %}
 
 {#-
@@ -35,9 +38,7 @@
 {%- endmacro %}
 
 {% macro default__add_line_key(relation, columns) -%}
-    {%- if execute and not declared_key(relation, columns) -%}
-        alter table {{ relation }} add primary key ({{ columns | join(', ') }})
-    {%- endif -%}
+    {{ add_primary_key(relation, columns) }}
 {%- endmacro %}
 
 {% macro duckdb__add_line_key(relation, columns) -%}
