@@ -77,8 +77,13 @@ def compiled_code(model: str) -> str:
     raise AssertionError(f"{model} did not run in the last dbt invocation")
 
 
+# The features step (selectors.yml) and the per-load product tables, which the marts step builds, in one dbt
+# invocation, so that run_results.json holds the SQL of every compared model.
+COMPARED_SELECTION = ("--select", *(f"+{table}" for table in COMPARED_TABLES), "+customer_value_inputs")
+
+
 def build(target: Target, *extra: str, env: dict[str, str] | None = None) -> None:
-    run_dbt("build", "--selector", "features", *extra, target=target.name, env=env)
+    run_dbt("build", *COMPARED_SELECTION, *extra, target=target.name, env=env)
 
 
 def assert_same_tables(target: Target) -> None:
