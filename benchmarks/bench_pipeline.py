@@ -3,6 +3,7 @@
 Not a test: it prints figures, appends them to a CSV and draws a plot. Usage:
 
     python benchmarks/bench_pipeline.py [--sizes real,x10] [--targets local,postgres,spark] [--data-dir DIR]
+                                        [--phases steps,run,month]
     python benchmarks/bench_pipeline.py --markdown      # the README table from the CSV, nothing run
     python benchmarks/bench_pipeline.py --update-readme # write it into README.md, nothing run
     python benchmarks/bench_pipeline.py --plot-only     # redraw the plot from the CSV, nothing run
@@ -33,6 +34,10 @@ child process of its own:
 - ``history run``: on a fresh warehouse, ``insiders run`` with the file without its last month;
 - ``new month``: then ``insiders run`` over a folder holding that history file and the last month's lines as
   a second file (the history file is skipped by its sha256).
+
+The measurements come in three phases, each on a fresh warehouse: ``steps`` (load to marts, one by one),
+``run`` (whole run and re-run) and ``month`` (history run and new month). ``--phases`` picks some of them (all
+three by default): at ×100 one phase on PostgreSQL takes the better part of an hour on 2 cores.
 
 Seconds are wall-clock time of the child. Peak memory is the ``ru_maxrss`` that ``os.wait4`` reports for the
 child: the largest resident set of the child and of every descendant it waited for (a dbt subprocess of
@@ -95,6 +100,7 @@ STEPS = [
     "history run",
     "new month",
 ]
+PHASES = ("steps", "run", "month")
 CSV_FIELDS = [
     "date",
     "commit",
@@ -205,6 +211,7 @@ class Suite:
     retrain: bool = False
     bare_each: bool = True
     train_per_size: bool = False
+    phases: tuple[str, ...] = PHASES
     last_bare: dict[tuple[str, str], float] = field(default_factory=dict)
     measures: list[Measure] = field(default_factory=list)
     failed_checks: int = 0
@@ -561,6 +568,28 @@ def compare(suite: Suite, data: Dataset, target: str, env: dict[str, str], bare:
     record(suite, data, Measure("check", data.size, target, status, None, None, note))
 
 
+def step_by_step(
+    suite: Suite, data: Dataset, target: str, wenv: dict[str, str], pin: Path, bare: list[str] | None
+) -> None:
+    """Phase ``steps``: load, features, (train once,) score and marts, one command each, on ``wenv``'s warehouse."""
+    t = ["--target", target]
+    if step(suite, data, target, "load", insiders("load", str(data.path), *t, "--quiet"), wenv).status == "ok":
+        features = dbt("build", "--selector", "features", *SCHEDULED_EXCLUDE, *t)
+        built = step(suite, data, target, "features", features, wenv)
+        dbt_top_nodes(wenv, "features")
+        if built.status == "ok":
+            compare(suite, data, target, wenv, bare, "the step-by-step build")
+            if not pin.exists():
+                step(suite, data, target, "train (once)", insiders("train", *t, "--promote"), wenv)
+            if (
+                pin.exists()
+                and step(suite, data, target, "score", insiders("score", *t, "--quiet"), wenv).status == "ok"
+            ):
+                marts = dbt("build", "--selector", "segments", *SCHEDULED_EXCLUDE, *t)
+                step(suite, data, target, "marts", marts, wenv)
+                dbt_top_nodes(wenv, "marts")
+
+
 def bench_target(suite: Suite, data: Dataset, target: str) -> None:
     env = base_env(suite.data_dir / "models")
     models = suite.data_dir / "models"
@@ -575,31 +604,21 @@ def bench_target(suite: Suite, data: Dataset, target: str) -> None:
     t = ["--target", target]
     bare = bare_query(suite, data, target, env)
 
-    with fresh_warehouse(suite, target, env, f"{data.size}_steps") as wenv:
-        if step(suite, data, target, "load", insiders("load", str(data.path), *t, "--quiet"), wenv).status == "ok":
-            features = dbt("build", "--selector", "features", *SCHEDULED_EXCLUDE, *t)
-            built = step(suite, data, target, "features", features, wenv)
-            dbt_top_nodes(wenv, "features")
-            if built.status == "ok":
-                compare(suite, data, target, wenv, bare, "the step-by-step build")
-                if not pin.exists():
-                    step(suite, data, target, "train (once)", insiders("train", *t, "--promote"), wenv)
-                if (
-                    pin.exists()
-                    and step(suite, data, target, "score", insiders("score", *t, "--quiet"), wenv).status == "ok"
-                ):
-                    marts = dbt("build", "--selector", "segments", *SCHEDULED_EXCLUDE, *t)
-                    step(suite, data, target, "marts", marts, wenv)
-                    dbt_top_nodes(wenv, "marts")
+    if "steps" in suite.phases:
+        with fresh_warehouse(suite, target, env, f"{data.size}_steps") as wenv:
+            step_by_step(suite, data, target, wenv, pin, bare)
     if not pin.exists():
         print(f"    no pinned model for {data.size}: the runs are skipped", flush=True)
         return
 
-    with fresh_warehouse(suite, target, env, f"{data.size}_run") as wenv:
-        run = insiders("run", *t, "--source", str(data.path))
-        if step(suite, data, target, "whole run", run, wenv).status == "ok":
-            step(suite, data, target, "re-run, nothing new", run, wenv)
+    if "run" in suite.phases:
+        with fresh_warehouse(suite, target, env, f"{data.size}_run") as wenv:
+            run = insiders("run", *t, "--source", str(data.path))
+            if step(suite, data, target, "whole run", run, wenv).status == "ok":
+                step(suite, data, target, "re-run, nothing new", run, wenv)
 
+    if "month" not in suite.phases:
+        return
     with fresh_warehouse(suite, target, env, f"{data.size}_month") as wenv:
         history = step(suite, data, target, "history run", insiders("run", *t, "--source", str(data.history)), wenv)
         if history.status == "ok":
@@ -906,6 +925,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the bare query once per size and target, not before every step (always so for files over 1 GB)",
     )
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help="comma-separated: steps (load to marts), run (whole run, re-run), month (history, new month)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, DuckDB files)")
     parser.add_argument("--markdown", action="store_true", help="print the README table from the CSV and exit")
     parser.add_argument(
@@ -929,6 +953,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown target(s) {', '.join(unknown)}: use local, postgres, spark")
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    if not phases or set(phases) - set(PHASES):
+        parser.error(f"--phases {args.phases!r}: use one or more of {', '.join(PHASES)}")
     args.data_dir.mkdir(parents=True, exist_ok=True)
     work = args.data_dir / f"work-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
     suite = Suite(
@@ -941,6 +968,7 @@ def main(argv: list[str] | None = None) -> int:
         args.retrain,
         not args.bare_once,
         args.train_per_size,
+        phases,
     )
     print(f"machine: {suite.machine}\ncommit: {suite.commit}\ndata: {args.data_dir}  scratch: {work}", flush=True)
     try:
