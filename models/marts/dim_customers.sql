@@ -27,57 +27,50 @@ customer_value as (
 
 ),
 
+-- Repeat purchase days up to the reference day (frequency = distinct purchase days - 1), counted once for the
+-- value model; read here instead of counting every line's day again.
+customer_value_inputs as (
+
+    select * from {{ ref('customer_value_inputs') }}
+
+),
+
 sales as (
 
     select * from {{ ref('int_sales__cleaned') }}
 
 ),
 
--- The country of a customer without features: that of their latest line (macro latest_line_first).
-latest_customer_lines as (
+-- The lines of the few customers without features: the others' lines are dropped by the anti-join before
+-- anything is sorted or grouped.
+lines_without_features as (
 
     select
-        customer_id,
-        country,
-        row_number() over (
-            partition by customer_id
-            order by {{ latest_line_first() }}
-        ) as recency_rank
+        sales.customer_id,
+        sales.country,
+        sales.invoiced_at,
+        sales.invoice_no,
+        sales.load_id,
+        sales.line_number
 
     from sales
-    where not is_anonymous
-
-),
-
-customers_without_features as (
-
-    select
-        latest_customer_lines.customer_id,
-        latest_customer_lines.country
-
-    from latest_customer_lines
     left join customer_features
-        on latest_customer_lines.customer_id = customer_features.customer_id
+        on sales.customer_id = customer_features.customer_id
     where
-        latest_customer_lines.recency_rank = 1
+        not sales.is_anonymous
         and customer_features.customer_id is null
 
 ),
 
--- Distinct purchase days of each customer up to their reference day (the days customer_features counts from).
-purchase_days as (
+-- The country of a customer without features: that of their latest line (macro latest_line_first's order).
+customers_without_features as (
 
     select
-        sales.customer_id,
-        count(distinct sales.invoice_day) as purchase_days
+        customer_id,
+        {{ latest_value('country') }} as country
 
-    from sales
-    inner join customer_features
-        on sales.customer_id = customer_features.customer_id
-    where
-        not sales.is_return
-        and sales.invoice_day <= customer_features.as_of_date
-    group by sales.customer_id
+    from lines_without_features
+    group by customer_id
 
 ),
 
@@ -124,7 +117,7 @@ final as (
         ) }} as invoices_per_month,
         {{ safe_ratio(
             days_between('customer_features.first_purchase_day', 'customer_features.last_purchase_day'),
-            'nullif(purchase_days.purchase_days, 1) - 1'
+            'nullif(customer_value_inputs.frequency, 0)'
         ) }} as days_between_purchases,
         cast(customer_segments.segment_rank as integer) as segment_rank,
         cast(customer_segments.segment_name as {{ type_text() }}) as segment_name,
@@ -141,8 +134,8 @@ final as (
     from customers
     left join customer_features
         on customers.customer_id = customer_features.customer_id
-    left join purchase_days
-        on customers.customer_id = purchase_days.customer_id
+    left join customer_value_inputs
+        on customers.customer_id = customer_value_inputs.customer_id
     left join customer_segments
         on customers.customer_id = customer_segments.customer_id
     left join customer_value
