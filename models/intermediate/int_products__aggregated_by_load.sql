@@ -79,22 +79,15 @@ totals as (
 
 ),
 
+-- The load's latest line with a description, per product (macro latest_line_of_each: no sort on DuckDB).
 latest_descriptions as (
 
-    select
-        stock_code,
-        load_id,
-        product_description,
-        invoiced_at,
-        invoice_no,
-        line_number,
-        row_number() over (
-            partition by stock_code, load_id
-            order by {{ latest_line_first() }}
-        ) as recency_rank
-
-    from lines
-    where product_description is not null
+    {{ latest_line_of_each(
+        'lines',
+        group_by=['stock_code', 'load_id'],
+        columns=['product_description', 'invoiced_at', 'invoice_no', 'line_number'],
+        where='product_description is not null',
+    ) }}
 
 ),
 
@@ -139,7 +132,6 @@ final as (
         on
             totals.stock_code = latest_descriptions.stock_code
             and totals.load_id = latest_descriptions.load_id
-            and latest_descriptions.recency_rank = 1
     left join new_customers
         on
             totals.stock_code = new_customers.stock_code
