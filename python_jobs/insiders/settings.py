@@ -65,6 +65,12 @@ _TABLE = (
     Setting("INSIDERS_SPARK_HOST", "127.0.0.1", "spark_thrift target: Thrift server or HTTP host", PROFILES),
     Setting("INSIDERS_SPARK_PORT", "10000", "spark_thrift target: port (10000 Thrift, 443 HTTP)", PROFILES),
     Setting("INSIDERS_SPARK_USER", "insiders", "spark_thrift target: user (Thrift)", PROFILES),
+    Setting(
+        "INSIDERS_SPARK_AUTH",
+        "NONE",
+        "spark_thrift target: the Thrift server's hive.server2.authentication, NONE or NOSASL",
+        PROFILES,
+    ),
     Setting("INSIDERS_SPARK_TOKEN", "", "spark_thrift target: access token (HTTP)", PROFILES, secret=True),
     Setting("INSIDERS_SPARK_CLUSTER", "", "spark_thrift target: cluster id (HTTP; or an endpoint)", PROFILES),
     Setting("INSIDERS_SPARK_ENDPOINT", "", "spark_thrift target: SQL endpoint id (HTTP; or a cluster)", PROFILES),

@@ -1,0 +1,330 @@
+"""The ``spark_thrift`` target (dbt-spark's thrift method, PyHive) against a real Spark Thrift server.
+
+The server is pyspark's own ``HiveThriftServer2`` (a jar of the [spark] group: nothing is downloaded), started
+with ``spark-submit`` in local mode with the ``spark`` target's settings from profiles.yml, on the scratch warehouse
+folder and Derby metastore of the test, listening on a free port of 127.0.0.1; its default time zone is not UTC and
+its ANSI mode is Spark 4's default (on), so the results hold only if the sessions dbt opens set both as the spark
+target does. Embedded Derby admits one JVM at a time, so the steps take turns, each JVM gone before the next starts:
+
+1. ``insiders load`` on the ``spark`` target (a child process: load needs a SparkSession);
+2. a Thrift server (authentication NONE: SASL PLAIN) and ``dbt build --selector features --target spark_thrift``
+   through it; customer_features and customer_value_inputs read back through the Thrift connection;
+3. ``insiders score`` on the ``spark`` target, reading the customer_features that dbt built through Thrift;
+4. a second server (NOSASL, ``INSIDERS_SPARK_AUTH=NOSASL``) and ``dbt build --selector segments`` through it; the
+   marts read back the same way.
+
+What each read back is compared with what ``insiders run`` gives on DuckDB for the same file and the same pinned
+model: the same customers and values (numbers to 1e-9 relative, but for a column Spark rounds on either target:
+:data:`SPARK_ROUNDED`), with the helpers of ``test_spark.py``. The tests skip without pyspark or Java and fail
+instead with ``INSIDERS_REQUIRE_SPARK=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import PROJECT, _missing, run_dbt
+from test_spark import _assert_same_rows, _assert_same_values, _duckdb_frame, _env, _insiders
+
+from insiders.warehouse import load_target
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.usefixtures("spark_available")]
+
+HOST = "127.0.0.1"
+SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+#: seconds the server gets to listen (a JVM, Spark and the metastore start on a 2-core machine)
+STARTUP_TIMEOUT = 240
+STOP_TIMEOUT = 60
+#: marts compared with DuckDB's published ones, with the columns that order their rows
+MARTS = {
+    "dim_customers": ["customer_id"],
+    "dim_products": ["stock_code"],
+    "dim_segments": ["segment_rank"],
+    "insiders": ["customer_id"],
+    "insiders_summary": ["customers"],
+    "segment_profiles": ["segment_rank"],
+    "segment_monthly_revenue": ["revenue_month", "segment_name"],
+}
+_DATE_TYPES = {"DATE_TYPE", "TIMESTAMP_TYPE"}
+SERVER_TIME_ZONE = "America/New_York"
+#: Columns Spark computes from a decimal quotient rounded to 7 places (``(days + 1) / 30.4375`` is a decimal(21,7)),
+#: on either Spark target alike: DuckDB's double differs there by up to about 5e-8 relative.
+SPARK_ROUNDED = {"dim_customers": ["invoices_per_month"]}
+SPARK_ROUNDED_RELATIVE = 1e-7
+
+
+@dataclass(frozen=True)
+class ThriftServer:
+    """A running Spark Thrift server: where it listens, how it authenticates, and its log file."""
+
+    port: int
+    auth: str
+    log: Path
+
+    def profile_env(self) -> dict[str, str]:
+        """The variables that point the ``spark_thrift`` target of profiles.yml at this server."""
+        return {
+            "INSIDERS_SPARK_METHOD": "thrift",
+            "INSIDERS_SPARK_HOST": HOST,
+            "INSIDERS_SPARK_PORT": str(self.port),
+            "INSIDERS_SPARK_AUTH": self.auth,
+        }
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        """One query's result through the server (PyHive, as dbt connects), dates and timestamps as datetimes.
+
+        The Thrift protocol carries dates, timestamps and decimals as text; the decimals are left to
+        ``_comparable``, which reads text numbers as numbers.
+        """
+        from pyhive import hive
+
+        connection = hive.connect(
+            host=HOST, port=self.port, username="insiders", auth=self.auth, configuration=_session_settings()
+        )
+        with contextlib.closing(connection) as conn, contextlib.closing(conn.cursor()) as cursor:
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+            description = cursor.description
+        columns = [str(d[0]).rsplit(".", 1)[-1] for d in description]
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        for (_, type_code, *_rest), column in zip(description, columns, strict=True):
+            if type_code in _DATE_TYPES:
+                frame[column] = pd.to_datetime(frame[column])
+        return frame
+
+
+def _session_settings() -> dict[str, str]:
+    """The settings the spark_thrift target gives each session (profiles.yml), for the test's own reads."""
+    profile = yaml.safe_load((PROJECT / "profiles.yml").read_text(encoding="utf-8"))
+    settings = profile["insiders"]["outputs"]["spark_thrift"]["server_side_parameters"]
+    return {str(key): str(value) for key, value in settings.items()}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _spark_submit() -> Path:
+    """pyspark's spark-submit, after checking that its jars include the Thrift server."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    if not any((home / "jars").glob("spark-hive-thriftserver_*.jar")):
+        _missing(f"pyspark in {home} has no spark-hive-thriftserver jar", "INSIDERS_REQUIRE_SPARK")
+    return home / "bin" / "spark-submit"
+
+
+def _server_command(env: dict[str, str], port: int, auth: str) -> list[str]:
+    """spark-submit of the Thrift server with the ``spark`` target's settings, as the jobs would open a session.
+
+    The settings are the profile's ``server_side_parameters`` rendered with the test's environment (its warehouse
+    folder, its metastore and Derby's home beside it), plus where to listen and how to authenticate.
+    """
+    with mock.patch.dict(os.environ, env, clear=True):
+        conf = load_target("spark").spark_settings()
+    # A server whose defaults are not the spark target's, as a cluster's may be: another time zone, and Spark 4's
+    # ANSI mode (on). The spark_thrift target's session settings must bring dbt's sessions back to both.
+    conf["spark.sql.session.timeZone"] = SERVER_TIME_ZONE
+    command = [str(_spark_submit()), "--class", SERVER_CLASS, "--master", conf.pop("spark.master", "local[2]")]
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={value}"]
+    for key, value in (
+        ("hive.server2.thrift.bind.host", HOST),
+        ("hive.server2.thrift.port", str(port)),
+        ("hive.server2.authentication", auth),
+    ):
+        command += ["--hiveconf", f"{key}={value}"]
+    return command
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the server's process group: SIGTERM (Spark's shutdown hooks), then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _log_tail(log: Path, lines: int = 60) -> str:
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _wait_until_listening(proc: subprocess.Popen[bytes], server: ThriftServer) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"the Spark Thrift server exited with status {proc.returncode} before listening on "
+                f"{HOST}:{server.port}; the end of its log {server.log}:\n{_log_tail(server.log)}"
+            )
+        with contextlib.suppress(OSError), socket.create_connection((HOST, server.port), timeout=1):
+            return
+        if time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail(
+                f"the Spark Thrift server did not listen on {HOST}:{server.port} within {STARTUP_TIMEOUT} s; the end "
+                f"of its log {server.log}:\n{_log_tail(server.log)}"
+            )
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def thrift_server() -> Iterator[Callable[[dict[str, str], Path, str], contextlib.AbstractContextManager[ThriftServer]]]:
+    """Start a Spark Thrift server for a block: ``with thrift_server(env, folder, auth) as server: ...``.
+
+    The server runs in a session of its own (its process group: spark-submit, the launcher, the JVM), waits for its
+    port with a timeout and fails with its log's tail when it does not come up; it is stopped when the block ends,
+    and any left running when the module's tests end.
+    """
+    started: list[subprocess.Popen[bytes]] = []
+
+    @contextlib.contextmanager
+    def serve(env: dict[str, str], folder: Path, auth: str) -> Iterator[ThriftServer]:
+        folder.mkdir(parents=True, exist_ok=True)
+        server = ThriftServer(port=_free_port(), auth=auth, log=folder / f"thrift-server-{len(started) + 1}.log")
+        with open(server.log, "wb") as log:
+            proc = subprocess.Popen(
+                _server_command(env, server.port, auth),
+                cwd=folder,  # anything Spark or Derby writes beside it stays in the scratch folder
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append(proc)
+        try:
+            _wait_until_listening(proc, server)
+            yield server
+        finally:
+            _stop(proc)
+
+    yield serve
+    for proc in started:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def duckdb_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A generated sample through ``insiders run`` on DuckDB, training and pinning the model the Spark side uses."""
+    from insiders.sample import generate_sample
+
+    folder = tmp_path_factory.mktemp("spark_thrift")
+    sample = generate_sample(folder / "sample.csv.gz", customers=500, months=13, seed=11).path
+    env = _env(folder)
+    _insiders(env, "run", "--target", "local", "--source", str(sample), "--train-if-unpinned")
+    return {"folder": folder, "env": env, "sample": sample}
+
+
+def _build(server: ThriftServer, env: dict[str, str], selector: str) -> str:
+    """``dbt build --selector <selector>`` on the spark_thrift target pointed at ``server``; dbt's output."""
+    proc = run_dbt(
+        "build",
+        "--selector",
+        selector,
+        "--exclude-resource-type",
+        "unit_test",
+        target="spark_thrift",
+        env={**env, **server.profile_env()},
+    )
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def features_through_thrift(duckdb_run, thrift_server) -> dict[str, object]:
+    """Load on the spark target, then the features step built and read back through a Thrift server (auth NONE)."""
+    env, folder = duckdb_run["env"], duckdb_run["folder"]
+    _insiders(env, "load", str(duckdb_run["sample"]), "--target", "spark")
+    with thrift_server(env, folder / "thrift", "NONE") as server:
+        # What dbt's own sessions are set to: UTC, and 1 / 0 is null (ANSI off) rather than an error.
+        shown = run_dbt(
+            "show",
+            "--inline",
+            "select current_timezone() as time_zone, 1 / 0 as ratio",
+            "--output",
+            "json",
+            target="spark_thrift",
+            env={**env, **server.profile_env()},
+        ).stdout
+        session = json.loads(shown[shown.index("{") : shown.rindex("}") + 1])["show"]
+        output = _build(server, env, "features")
+        frames = {
+            name: server.frame(f"select * from analytics.{name}")
+            for name in ("customer_features", "customer_value_inputs")
+        }
+        tables = server.frame("show tables in analytics")
+    return {"session": session, "output": output, "frames": frames, "tables": tables}
+
+
+@pytest.fixture(scope="module")
+def marts_through_thrift(duckdb_run, features_through_thrift, thrift_server) -> dict[str, object]:
+    """Scoring on the spark target, then the segments step built and read back through a NOSASL Thrift server."""
+    env, folder = duckdb_run["env"], duckdb_run["folder"]
+    scored = _insiders(env, "score", "--target", "spark", "--quiet")
+    with thrift_server(env, folder / "thrift", "NOSASL") as server:
+        output = _build(server, env, "segments")
+        frames = {name: server.frame(f"select * from analytics_marts.{name}") for name in MARTS}
+    return {"scored": scored.stdout, "output": output, "frames": frames}
+
+
+def test_dbt_builds_the_features_through_thrift_with_duckdb_s_values(duckdb_run, features_through_thrift):
+    env = duckdb_run["env"]
+    assert features_through_thrift["session"] == [{"time_zone": "UTC", "ratio": None}]
+    output = features_through_thrift["output"]
+    assert "Completed successfully" in output, output[-4000:]
+    assert "ERROR=0" in output and "PASS=" in output, output[-4000:]
+    tables = set(features_through_thrift["tables"]["tableName"])
+    assert {"customer_features", "customer_value_inputs"} <= tables, tables
+    frames = features_through_thrift["frames"]
+
+    local_features = _duckdb_frame(env, "select * from main.customer_features")
+    assert len(local_features) > 400
+    _assert_same_values(local_features, frames["customer_features"], "customer_id")
+
+    local_inputs = _duckdb_frame(env, "select * from main.customer_value_inputs")
+    assert len(local_inputs) == len(local_features)
+    _assert_same_values(local_inputs, frames["customer_value_inputs"], "customer_id")
+
+
+def test_scoring_reads_what_thrift_built_and_dbt_builds_the_marts_through_thrift(duckdb_run, marts_through_thrift):
+    env = duckdb_run["env"]
+    assert "Scored" in marts_through_thrift["scored"], marts_through_thrift["scored"]
+    output = marts_through_thrift["output"]
+    assert "Completed successfully" in output, output[-4000:]
+    frames = marts_through_thrift["frames"]
+    for name, keys in MARTS.items():
+        local = _duckdb_frame(env, f"select * from main_marts.{name}")
+        assert len(local) > 0, name
+        rounded = SPARK_ROUNDED.get(name, [])
+        try:
+            _assert_same_rows(local.drop(columns=rounded), frames[name].drop(columns=rounded), keys)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from exc
+        ordered = local.sort_values(keys).reset_index(drop=True), frames[name].sort_values(keys).reset_index(drop=True)
+        for column in rounded:
+            x, y = (pd.to_numeric(frame[column]).astype(float).to_numpy() for frame in ordered)
+            assert np.allclose(x, y, rtol=SPARK_ROUNDED_RELATIVE, atol=0, equal_nan=True), f"{name}.{column}"
+    assert frames["insiders"]["customer_id"].nunique() == int(frames["insiders_summary"]["insiders"][0]) > 0
