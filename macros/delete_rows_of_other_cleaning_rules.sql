@@ -16,17 +16,17 @@
     {%- if not (execute and is_incremental()) -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set current_rules = ref('int_cleaning_rules') -%}
     {%- set probe -%}
         select
             held.cleaning_rules,
-            (select current_rules.cleaning_rules from {{ current_rules }} as current_rules) as current_rules
+            current_rules.cleaning_rules as current_rules
         from {{ this }} as held
+        cross join {{ ref('int_cleaning_rules') }} as current_rules
         limit 1
     {%- endset -%}
     {%- set rows = run_query(probe).rows -%}
     {%- if rows | length > 0 and rows[0][0] != rows[0][1] -%}
         delete from {{ this }}
-        where cleaning_rules <> (select current_rules.cleaning_rules from {{ current_rules }} as current_rules)
+        where cleaning_rules <> '{{ rows[0][1] }}'
     {%- endif -%}
 {%- endmacro %}

@@ -9,7 +9,7 @@
     latest line (latest_value: arg_max / max_by) and a join reads its columns back; no line is sorted. A
     row_number() window over every line sorted them all, and at x100 (54 M lines) under DuckDB's 3 GB
     memory_limit that sort spilled: 403 s of int_products__aggregated_by_load's first build; at x10 the
-    aggregate builds that model in 1.7 s against 8.8 s. PostgreSQL: the window, which sorts once, where its
+    aggregate builds that model in 2.6-2.8 s against 8.2-16.7 s. PostgreSQL: the window, which sorts once, where its
     ordered array_agg would sort each group again (25-29 s against 31-33 s for that model at x10).
 -#}
 {% macro latest_line_of_each(lines, group_by, columns, where) -%}
