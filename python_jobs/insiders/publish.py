@@ -22,8 +22,10 @@ loads the live copy does not hold yet are appended to it (raw lines only ever ar
 and no command deletes or replaces a load). It is copied in full instead on a full refresh, when it is not
 published yet, when its columns differ from the built table's, when the built table was cleaned by other rules
 (its ``cleaning_rules`` digest differs), when the live copy holds a load the built table does not (raw lines
-deleted by hand), and when the counts differ after the append: whatever the path, the live table ends up with
-exactly the built table's rows.
+deleted by hand) or holds a load with another number of lines (a table changed by hand), and when the insert
+wrote another number of rows than the new loads have: whatever the path, the live table ends up with exactly the
+built table's rows. Deciding reads each table once (its loads, with their digest and number of lines) and the
+insert reads the new loads' rows: no count or comparison scans the tables again after the append.
 """
 
 from __future__ import annotations
@@ -256,15 +258,33 @@ def _columns(wh: Warehouse, schema: str, table: str) -> list[tuple[str, str, str
     ]
 
 
-def _loads_and_rules(wh: Warehouse, relation: str) -> tuple[set[str], set[str]]:
-    """The loads a table holds and the cleaning rules its rows were built with (one scan of two columns)."""
-    rows = wh.query(f"select load_id, cleaning_rules from {relation} group by load_id, cleaning_rules")
-    return {str(r[0]) for r in rows}, {str(r[1]) for r in rows}
+def _lines_by_load(wh: Warehouse, relation: str) -> dict[str, tuple[str, int]]:
+    """Each load a table holds, with the cleaning rules its lines were built with and their number (one scan).
+
+    A load whose lines carry several digests (a table changed by hand) maps to a set of them, joined by commas,
+    that no build's digest equals.
+    """
+    rows = wh.query(
+        f"select load_id, cleaning_rules, count(*) from {relation} group by load_id, cleaning_rules order by 1, 2"
+    )
+    loads: dict[str, tuple[str, int]] = {}
+    for load, rules, lines in rows:
+        if str(load) in loads:
+            before, count = loads[str(load)]
+            loads[str(load)] = (f"{before},{rules}", count + int(lines))
+        else:
+            loads[str(load)] = (str(rules), int(lines))
+    return loads
 
 
 def _append_new_loads(wh: Warehouse, build_schema: str, live_schema: str, table: str, full_refresh: bool) -> Append:
     """Append to the live ``table`` the rows of the loads it does not hold yet, inside the caller's transaction,
-    when that gives exactly the built table's rows; otherwise change nothing and say why it is to be copied."""
+    when that gives exactly the built table's rows; otherwise change nothing and say why it is to be copied.
+
+    Each table is read once (its loads, rules and lines per load) and the new loads' rows once more by the insert:
+    the live copy holds exactly the built rows when it holds the same lines for every load it has, and the insert
+    wrote every built line of the others.
+    """
     if full_refresh:
         return Append(False, "a full refresh")
     columns = _columns(wh, build_schema, table)
@@ -275,23 +295,25 @@ def _append_new_loads(wh: Warehouse, build_schema: str, live_schema: str, table:
         return Append(False, "its columns differ from the published table's")
     source = wh.ident(build_schema, table, what="mart name")
     target = wh.ident(live_schema, table, what="mart name")
-    built_loads, built_rules = _loads_and_rules(wh, source)
-    live_loads, live_rules = _loads_and_rules(wh, target)
-    if live_rules and live_rules != built_rules:
+    built = _lines_by_load(wh, source)
+    live = _lines_by_load(wh, target)
+    built_rules = {rules for rules, _ in built.values()}
+    if any(rules not in built_rules for rules, _ in live.values()):
         return Append(False, "it was rebuilt with other cleaning rules")
-    gone = live_loads - built_loads
+    gone = live.keys() - built.keys()
     if gone:
         return Append(False, f"the published table holds {len(gone)} load(s) the built one does not")
-    new = sorted(built_loads - live_loads)
+    differ = [load for load, held in live.items() if held != built[load]]
+    if differ:
+        return Append(False, f"the published table holds {len(differ)} load(s) with other lines than the built one")
+    new = sorted(built.keys() - live.keys())
     rows = 0
     if new:
         placeholders = ", ".join(["%s"] * len(new))
-        wh.execute(f"insert into {target} select * from {source} where load_id in ({placeholders})", new)
-        rows = int(wh.query(f"select count(*) from {source} where load_id in ({placeholders})", new)[0][0])
-    (built_rows,) = wh.query(f"select count(*) from {source}")[0]
-    (live_rows,) = wh.query(f"select count(*) from {target}")[0]
-    if built_rows != live_rows:
-        return Append(False, f"{live_rows:,} rows after appending, {built_rows:,} built")
+        rows = wh.execute_count(f"insert into {target} select * from {source} where load_id in ({placeholders})", new)
+        expected = sum(built[load][1] for load in new)
+        if rows != expected:
+            return Append(False, f"{rows:,} rows appended of the new loads' {expected:,}")
     _copy_comments(wh, build_schema, live_schema, table)
     return Append(True, loads=len(new), rows=rows)
 

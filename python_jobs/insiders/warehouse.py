@@ -86,6 +86,16 @@ class Warehouse:
             with self.conn.cursor() as cur:
                 cur.execute(sql, params)
 
+    def execute_count(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run one insert, update or delete (``%s`` placeholders) and return the number of rows it wrote."""
+        if self.kind == "spark":
+            raise NotImplementedError("Spark reports no row count of a write")
+        if self.kind == "duckdb":
+            return int(self.conn.execute(sql.replace("%s", "?"), params or []).fetchone()[0])
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+            return int(cur.rowcount)
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query and return all rows."""
         if self.kind == "spark":

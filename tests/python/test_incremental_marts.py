@@ -242,9 +242,11 @@ def test_publish_appends_new_loads_and_copies_in_full_when_it_must(target: Targe
     assert _publish(target) == ["    publish: fct_sales: copied in full: its columns differ from the published table's"]
     assert _live(target) == _built(target)
 
-    # A load the live copy holds only in part (a table changed by hand): the counts disagree after appending.
+    # A load the live copy holds only in part (a table changed by hand), beside a new load.
+    _build(target, [1, 3, 4, 5, 6], rules="r2", extra_column=True)
     execute(target, f"delete from {LIVE}.fct_sales where transaction_line_id = '5:2'")
-    assert _publish(target) == ["    publish: fct_sales: copied in full: 7 rows after appending, 8 built"]
+    reason = "the published table holds 1 load(s) with other lines than the built one"
+    assert _publish(target) == [f"    publish: fct_sales: copied in full: {reason}"]
     assert _live(target) == _built(target)
 
 
