@@ -16,6 +16,8 @@ exactly what was broken.
 Model types follow the package's defaults: the name's prefix says the type (``stg_`` staging, ``int_``
 intermediate, ``fct_``/``dim_`` marts, ``rpt_`` other), else the closest enclosing folder named ``staging``,
 ``intermediate`` or ``marts``, else ``other``.
+
+One rule is the project's own, checked the same way: ``names_too_long_for_postgres``.
 """
 
 from __future__ import annotations
@@ -521,6 +523,30 @@ def exposures_dependent_on_private_models(p: Project) -> set[str]:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# The project's own rules (not dbt-project-evaluator's)
+# --------------------------------------------------------------------------------------------------------------
+
+#: PostgreSQL's longest identifier (NAMEDATALEN - 1): dbt-postgres refuses a relation with a longer name
+POSTGRES_MAX_NAME = 63
+
+
+@evaluator_rule()
+def names_too_long_for_postgres(p: Project) -> set[str]:
+    """Models, seeds and unit tests whose name is longer than PostgreSQL admits for a relation.
+
+    dbt-postgres raises "Relation name ... is longer than 63 characters" at run time, on PostgreSQL only: a model or
+    seed becomes a relation of its name, and a unit test builds its temporary relation from ``this`` named after
+    the unit test. DuckDB and Spark accept the name, so without this rule the failure shows only in the PostgreSQL
+    tests.
+    """
+    resources = [
+        *(n for n in p.manifest["nodes"].values() if n["resource_type"] in {"model", "seed"}),
+        *p.manifest.get("unit_tests", {}).values(),
+    ]
+    return {r["name"] for r in resources if len(r["name"]) > POSTGRES_MAX_NAME}
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Tests
 # --------------------------------------------------------------------------------------------------------------
 
@@ -863,6 +889,14 @@ def _(b: Broken) -> set[str]:
     b["dim_segments"]["access"] = b["dim_segments"]["config"]["access"] = "protected"
     b.add_edge("online_retail.load_log", "insiders_loyalty_dashboard")
     return {"dim_segments", "online_retail.load_log"}
+
+
+@breaks("names_too_long_for_postgres")
+def _(b: Broken) -> set[str]:
+    unit_test = next(iter(b.manifest["unit_tests"].values()))
+    unit_test["name"] = "test_" + "x" * (POSTGRES_MAX_NAME - 4)
+    b["dim_segments"]["name"] = "dim_" + "y" * POSTGRES_MAX_NAME
+    return {unit_test["name"], "dim_" + "y" * POSTGRES_MAX_NAME}
 
 
 def test_every_rule_has_a_broken_case() -> None:
