@@ -40,7 +40,12 @@ class Setting:
 _TABLE = (
     # ---------------------------------------------------------------------------------------------- warehouse
     Setting("INSIDERS_TARGET", "local", "profiles.yml target: local (DuckDB), postgres or spark", PROFILES),
-    Setting("INSIDERS_DUCKDB_PATH", "data/insiders.duckdb", "the DuckDB database file", PROFILES),
+    Setting(
+        "INSIDERS_DUCKDB_PATH",
+        "data/insiders.duckdb",
+        "the DuckDB database file (not main, system, temp or memory.duckdb: DuckDB keeps those names)",
+        PROFILES,
+    ),
     Setting("INSIDERS_DUCKDB_SCHEMA", "main", "DuckDB schema of the models (dbt's target schema)", PROFILES),
     Setting("INSIDERS_DUCKDB_MEMORY_LIMIT", "3GB", "DuckDB memory_limit (dbt and the Python steps)", PROFILES),
     Setting("INSIDERS_DUCKDB_THREADS", "2", "DuckDB threads", PROFILES),

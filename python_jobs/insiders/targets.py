@@ -25,6 +25,9 @@ PROFILE_NAME = "insiders"
 _MISSING = object()
 RAW_SCHEMA_ENV = "INSIDERS_RAW_SCHEMA"
 #: the variable that profiles.yml reads each adapter's schema from
+#: Catalog names DuckDB keeps for itself: a database file named after one (``main.duckdb``) cannot be attached by
+#: dbt-duckdb, which names the catalog after the file's stem.
+DUCKDB_RESERVED_CATALOGS = frozenset({"main", "system", "temp", "memory"})
 SCHEMA_ENV = {"duckdb": "INSIDERS_DUCKDB_SCHEMA", "postgres": "INSIDERS_PG_SCHEMA", "spark": "INSIDERS_SPARK_SCHEMA"}
 DEFAULT_RAW_SCHEMA = "raw"
 
@@ -182,6 +185,12 @@ class Target:
     def duckdb_path(self) -> Path:
         """Absolute path of the DuckDB file; relative paths are relative to the project directory."""
         path = Path(str(self.settings.get("path", "data/insiders.duckdb")))
+        # dbt-duckdb attaches the file as a catalog named after its stem; DuckDB keeps these names for itself.
+        if path.stem.lower() in DUCKDB_RESERVED_CATALOGS:
+            raise ConfigError(
+                f"the DuckDB file {path.name!r} cannot be used: DuckDB reserves the name {path.stem!r} for its own "
+                "catalogs and dbt names the database after the file; choose another file name (INSIDERS_DUCKDB_PATH)"
+            )
         return path if path.is_absolute() else project_dir() / path
 
     def duckdb_settings(self) -> dict[str, str]:

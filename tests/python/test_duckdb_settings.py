@@ -87,3 +87,12 @@ def test_dbt_runs_with_the_same_settings(duckdb_file: Path) -> None:
     assert int(shown["threads"]) == 1
     assert str(shown["preserve_insertion_order"]).lower() == "false"
     assert shown["temp_directory"] == f"{duckdb_file}.tmp"
+
+
+@pytest.mark.parametrize("name", ["main.duckdb", "System.duckdb", "temp.db", "memory.duckdb"])
+def test_a_database_file_named_as_a_duckdb_catalog_is_refused(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """dbt-duckdb names the catalog after the file: ``main.duckdb`` used to load, then fail every dbt node."""
+    monkeypatch.setenv("INSIDERS_DUCKDB_PATH", str(tmp_path / name))
+    with pytest.raises(ConfigError, match=r"DuckDB reserves the name .* choose another file name"):
+        connect("local")
+    assert not (tmp_path / name).exists()
