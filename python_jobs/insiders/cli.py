@@ -57,10 +57,11 @@ def _share(text: str) -> float:
 def cmd_load(args: argparse.Namespace) -> int:
     """Load raw invoice files into the warehouse."""
     from insiders.loader import load_file
-    from insiders.warehouse import connect, validate_identifier
+    from insiders.targets import validate_schema_name
+    from insiders.warehouse import connect
 
     status = 0
-    validate_identifier(args.schema, "the raw schema name (--schema, default $INSIDERS_RAW_SCHEMA or raw)")
+    validate_schema_name(args.schema, "the raw schema name (--schema, default $INSIDERS_RAW_SCHEMA or raw)")
     with connect(args.target) as wh:
         print(f"Loading into {wh.target.describe()}, schema '{args.schema}'")
         for path in args.files:

@@ -7,6 +7,7 @@ name and number that reaches SQL (identifiers, schema names, types).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import re
@@ -67,6 +68,50 @@ def validate_identifier(name: object, what: str = "identifier") -> str:
     raise IdentifierError(f"{what} {shown} is not a valid SQL identifier: {reason}")
 
 
+#: Words PostgreSQL reserves (or admits only as a function or type name) that DuckDB's list below leaves out.
+_POSTGRES_ONLY_RESERVED = frozenset(
+    [
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_schema",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "grant",
+        "localtime",
+        "localtimestamp",
+        "session_user",
+        "user",
+    ]
+)
+
+
+@functools.cache
+def _reserved_words() -> frozenset[str]:
+    """SQL words a schema name cannot be without quotes: DuckDB's reserved and type-or-function keywords (its
+    parser is PostgreSQL's, so these are nearly PostgreSQL's too) and the few more PostgreSQL reserves."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "select keyword_name from duckdb_keywords() where keyword_category in ('reserved', 'type_function')"
+        ).fetchall()
+    return frozenset(str(r[0]).lower() for r in rows) | _POSTGRES_ONLY_RESERVED
+
+
+def validate_schema_name(name: object, what: str = "schema name") -> str:
+    """A schema name: a plain identifier (:func:`validate_identifier`) that is not a reserved SQL word.
+
+    The jobs write a schema into SQL as ``schema.table``; a reserved word there (``full``, ``user``, ``order``)
+    is a syntax error on DuckDB and PostgreSQL, found only when a step reaches it. It is refused up front.
+    """
+    schema = validate_identifier(name, what)
+    if schema in _reserved_words():
+        raise IdentifierError(f"{what} {schema!r} is a reserved SQL word; choose another schema name")
+    return schema
+
+
 def quote_identifier(name: object, what: str = "identifier") -> str:
     """A validated identifier in double quotes, the same on DuckDB and PostgreSQL (not Spark: see ``ident``).
 
@@ -79,7 +124,7 @@ def quote_identifier(name: object, what: str = "identifier") -> str:
 def raw_schema() -> str:
     """The raw schema: ``INSIDERS_RAW_SCHEMA`` or ``raw``, validated as an identifier."""
     value = settings.text(RAW_SCHEMA_ENV)
-    return validate_identifier(value, f"the raw schema name ({RAW_SCHEMA_ENV})")
+    return validate_schema_name(value, f"the raw schema name ({RAW_SCHEMA_ENV})")
 
 
 def validate_number(value: object, what: str, minimum: float | None = None) -> float:
@@ -271,7 +316,7 @@ def load_target(name: str | None = None) -> Target:
             "jobs need a SparkSession: use the spark target (method session) on the cluster's driver"
         )
     target = Target(name=name, type=kind, settings=config)
-    validate_identifier(target.schema, f"the schema of target '{name}' (profiles.yml, usually ${SCHEMA_ENV[kind]})")
+    validate_schema_name(target.schema, f"the schema of target '{name}' (profiles.yml, usually ${SCHEMA_ENV[kind]})")
     return target
 
 
@@ -283,7 +328,7 @@ def target_in_schema(target: Target, schema: str) -> Iterator[Target]:
     dbt in this process and any child sees the same schema; a profile that does not read it is refused.
     """
     variable = SCHEMA_ENV[target.type]
-    schema = validate_identifier(schema, f"schema {schema!r}")
+    schema = validate_schema_name(schema, f"schema {schema!r}")
     with settings.overridden(variable, schema):
         redirected = load_target(target.name)
         if redirected.schema != schema:

@@ -381,6 +381,27 @@ def test_a_schema_name_carrying_sql_is_refused_at_the_edge(
         assert not wh.relation_exists("raw", "load_log"), "nothing was loaded"
 
 
+def test_a_reserved_word_as_schema_name_is_refused_before_anything_is_written(
+    target: Target, sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``full`` passes as an identifier, but ``from full.customer_features`` is a syntax error on both
+    warehouses: a run with it used to load and build the features, then fail in the scoring step."""
+    variable = "INSIDERS_PG_SCHEMA" if target.type == "postgres" else "INSIDERS_DUCKDB_SCHEMA"
+    with monkeypatch.context() as mp:
+        mp.setenv(variable, "full")
+        proc = run_cli("run", "--target", target.name, "--source", str(sample), check=False)
+        assert_user_error(proc, f"${variable}", "'full' is a reserved SQL word")
+    with monkeypatch.context() as mp:
+        mp.setenv("INSIDERS_RAW_SCHEMA", "user")
+        proc = run_cli("run", "--target", target.name, "--source", str(sample), check=False)
+        assert_user_error(proc, "INSIDERS_RAW_SCHEMA", "'user' is a reserved SQL word")
+    proc = run_cli("load", str(sample), "--target", target.name, "--schema", "order", check=False)
+    assert_user_error(proc, "--schema", "'order' is a reserved SQL word")
+    with connect(target) as wh:
+        assert not wh.relation_exists("raw", "load_log"), "nothing was loaded"
+        assert not wh.relation_exists("full", "customer_features"), "nothing was built"
+
+
 @pytest.mark.parametrize(
     ("dbt_vars", "message"),
     [
