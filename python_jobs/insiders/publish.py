@@ -258,23 +258,15 @@ def _columns(wh: Warehouse, schema: str, table: str) -> list[tuple[str, str, str
     ]
 
 
-def _lines_by_load(wh: Warehouse, relation: str) -> dict[str, tuple[str, int]]:
+def _lines_by_load(wh: Warehouse, relation: str) -> dict[str, tuple[str | None, int]]:
     """Each load a table holds, with the cleaning rules its lines were built with and their number (one scan).
 
-    A load whose lines carry several digests (a table changed by hand) maps to a set of them, joined by commas,
-    that no build's digest equals.
+    The rules are None for a load whose lines carry several digests (a table changed by hand).
     """
     rows = wh.query(
-        f"select load_id, cleaning_rules, count(*) from {relation} group by load_id, cleaning_rules order by 1, 2"
+        f"select load_id, min(cleaning_rules), max(cleaning_rules), count(*) from {relation} group by load_id"
     )
-    loads: dict[str, tuple[str, int]] = {}
-    for load, rules, lines in rows:
-        if str(load) in loads:
-            before, count = loads[str(load)]
-            loads[str(load)] = (f"{before},{rules}", count + int(lines))
-        else:
-            loads[str(load)] = (str(rules), int(lines))
-    return loads
+    return {str(load): (str(low) if low == high else None, int(lines)) for load, low, high, lines in rows}
 
 
 def _append_new_loads(wh: Warehouse, build_schema: str, live_schema: str, table: str, full_refresh: bool) -> Append:
@@ -298,7 +290,7 @@ def _append_new_loads(wh: Warehouse, build_schema: str, live_schema: str, table:
     built = _lines_by_load(wh, source)
     live = _lines_by_load(wh, target)
     built_rules = {rules for rules, _ in built.values()}
-    if any(rules not in built_rules for rules, _ in live.values()):
+    if any(rules is None or rules not in built_rules for rules, _ in live.values()):
         return Append(False, "it was rebuilt with other cleaning rules")
     gone = live.keys() - built.keys()
     if gone:

@@ -25,10 +25,10 @@ from insiders.errors import ConfigError
 PROFILE_NAME = "insiders"
 _MISSING = object()
 RAW_SCHEMA_ENV = "INSIDERS_RAW_SCHEMA"
-#: the variable that profiles.yml reads each adapter's schema from
 #: Catalog names DuckDB keeps for itself: a database file named after one (``main.duckdb``) cannot be attached by
 #: dbt-duckdb, which names the catalog after the file's stem.
 DUCKDB_RESERVED_CATALOGS = frozenset({"main", "system", "temp", "memory"})
+#: the variable that profiles.yml reads each adapter's schema from
 SCHEMA_ENV = {"duckdb": "INSIDERS_DUCKDB_SCHEMA", "postgres": "INSIDERS_PG_SCHEMA", "spark": "INSIDERS_SPARK_SCHEMA"}
 DEFAULT_RAW_SCHEMA = "raw"
 
