@@ -112,8 +112,8 @@ final as (
         -- purchase days (null with a single purchase day).
         {{ safe_ratio(
             'customer_features.qty_invoices',
-            'greatest(1.0, (' ~ days_between('customer_features.first_purchase_day', 'customer_features.as_of_date')
-            ~ ' + 1) / 30.4375)'
+            'greatest(1.0, cast(' ~ days_between('customer_features.first_purchase_day', 'customer_features.as_of_date')
+            ~ ' + 1 as ' ~ type_double() ~ ') / 30.4375)'
         ) }} as invoices_per_month,
         {{ safe_ratio(
             days_between('customer_features.first_purchase_day', 'customer_features.last_purchase_day'),

@@ -24,9 +24,9 @@ target does. Embedded Derby admits one JVM at a time, so the steps take turns, e
    ``dbt build --select`` through HTTP, and read back through it.
 
 What each read back is compared with what ``insiders run`` gives on DuckDB for the same file and the same pinned
-model: the same customers and values (numbers to 1e-9 relative, but for a column Spark rounds on either target:
-:data:`SPARK_ROUNDED`), with the helpers of ``test_spark.py``. The tests skip without pyspark or Java and fail
-instead with ``INSIDERS_REQUIRE_SPARK=1`` (CI). No certificate or key is kept: each run makes its own.
+model: the same customers and values (numbers to 1e-9 relative), with the helpers of ``test_spark.py``. The tests
+skip without pyspark or Java and fail instead with ``INSIDERS_REQUIRE_SPARK=1`` (CI). No certificate or key is
+kept: each run makes its own.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -77,10 +76,6 @@ MARTS = {
 }
 _DATE_TYPES = {"DATE_TYPE", "TIMESTAMP_TYPE"}
 SERVER_TIME_ZONE = "America/New_York"
-#: Columns Spark computes from a decimal quotient rounded to 7 places (``(days + 1) / 30.4375`` is a decimal(21,7)),
-#: on either Spark target alike: DuckDB's double differs there by up to about 5e-8 relative.
-SPARK_ROUNDED = {"dim_customers": ["invoices_per_month"]}
-SPARK_ROUNDED_RELATIVE = 1e-7
 #: The features' tables, built again through the HTTP transport (the ones the features step builds for scoring)
 FEATURES = ("customer_features", "customer_value_inputs")
 #: The HTTP server's path, as dbt-spark's http method builds it: /sql/protocolv1/o/<organization>/<cluster>
@@ -493,15 +488,10 @@ def test_scoring_reads_what_thrift_built_and_dbt_builds_the_marts_through_thrift
     for name, keys in MARTS.items():
         local = _duckdb_frame(env, f"select * from main_marts.{name}")
         assert len(local) > 0, name
-        rounded = SPARK_ROUNDED.get(name, [])
         try:
-            _assert_same_rows(local.drop(columns=rounded), frames[name].drop(columns=rounded), keys)
+            _assert_same_rows(local, frames[name], keys)
         except AssertionError as exc:
             raise AssertionError(f"{name}: {exc}") from exc
-        ordered = local.sort_values(keys).reset_index(drop=True), frames[name].sort_values(keys).reset_index(drop=True)
-        for column in rounded:
-            x, y = (pd.to_numeric(frame[column]).astype(float).to_numpy() for frame in ordered)
-            assert np.allclose(x, y, rtol=SPARK_ROUNDED_RELATIVE, atol=0, equal_nan=True), f"{name}.{column}"
     assert frames["insiders"]["customer_id"].nunique() == int(frames["insiders_summary"]["insiders"][0]) > 0
 
 
