@@ -20,11 +20,16 @@ cancels its open queries before the run unwinds (rolling back, releasing the run
 
 ``INSIDERS_DBT`` names a dbt executable to run as a child instead (a dbt installed in another environment):
 each step is then a separate ``dbt build`` (see :func:`insiders.pipeline.dbt_build`).
+
+:attr:`DbtSession.env` holds variables of the environment that only the run's dbt commands see, set while each
+one runs: ``INSIDERS_TESTED_LOADS`` (macros/tested_loads.sql). They are read by tests as they run, not while
+parsing, so a new value keeps dbt's partial parsing valid, which ``--vars`` would not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -85,6 +90,22 @@ def _interruptible() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the block (dbt reads its environment when a command starts), then as
+    before."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _release_duckdb() -> None:
     """Close dbt-duckdb's database handle, which it keeps open after a command, so that the file is free again.
 
@@ -130,6 +151,7 @@ class DbtSession:
         self.dbt_vars = dbt_vars
         self.log = log
         self.verbose = verbose
+        self.env: dict[str, str] = {}  # set in the environment while each dbt command of the session runs
         self._manifest: Any = None  # dbt's Manifest once parsed
 
     def output_args(self) -> list[str]:
@@ -155,7 +177,7 @@ class DbtSession:
             raise DbtError(f"cannot import dbt ({exc}); install the project with pip install -e .") from exc
         runner = dbtRunner(manifest=self._manifest) if self._manifest is not None else dbtRunner()
         try:
-            with _interruptible() as received:
+            with _interruptible() as received, _environment(self.env):
                 try:
                     outcome = runner.invoke(args)
                 except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from insiders.errors import ConfigError
 
 PYTHON = "insiders"
 PROFILES = "profiles.yml"
+DBT_TESTS = "dbt tests"
 WRAPPER = "deploy/run-insiders.sh"
 
 
@@ -83,6 +84,12 @@ _TABLE = (
     Setting("INSIDERS_RAW_SCHEMA", "raw", "schema of the raw tables the loader writes and dbt reads"),
     Setting("INSIDERS_PROJECT_DIR", "", "the dbt project (default: the checkout the package lives in)"),
     Setting("INSIDERS_DBT", "", "a dbt executable to run as a child instead of dbt in this process"),
+    Setting(
+        "INSIDERS_TESTED_LOADS",
+        "",
+        "set by insiders run for its own dbt commands: loads its line-level data tests leave out (not set by hand)",
+        DBT_TESTS,
+    ),
     # -------------------------------------------------------------------------------------------------- loading
     Setting("INSIDERS_EARLIEST_INVOICE_DATE", "2000-01-01", "lines dated before this day are rejected"),
     Setting("INSIDERS_LATEST_INVOICE_DATE", "", "an earlier upper bound than the load time for invoice dates"),

@@ -130,6 +130,7 @@ def test_a_new_month_publishes_the_marts_of_a_full_refresh(
     history.rename(landing / history.name)
     first = _run(target, landing, "--train-if-unpinned", monkeypatch=monkeypatch, schema=schema)
     assert "publish: fct_sales: copied in full: not published yet" in first
+    assert "no published run in this schema: the data tests read every line" in first
     # dim_products adds up per-load totals (int_products__aggregated_by_load): the new month must add its own
     # rows and leave the history's alone. valid_lines is read by no mart: negated here, it shows whether the
     # history's rows were recomputed, and is set back after the run.
@@ -140,6 +141,8 @@ def test_a_new_month_publishes_the_marts_of_a_full_refresh(
     month.rename(landing / month.name)
     second = _run(target, landing, monkeypatch=monkeypatch, schema=schema)
     assert "publish: fct_sales: appended" in second and "of 1 new load(s)" in second, second
+    # The line-level data tests read the new month's lines only: the first run tested the history's.
+    assert "the line-level data tests read the 1 load(s) added since run" in second, second
     assert query(target, f"select count(*) from {by_load} where valid_lines < 0") == history_rows
     assert query(target, f"select count(distinct load_id) from {by_load} where valid_lines > 0") == [(1,)]
     execute(target, f"{query_update} where valid_lines < 0")
@@ -150,11 +153,13 @@ def test_a_new_month_publishes_the_marts_of_a_full_refresh(
     # The same raw tables, every model rebuilt and every mart copied, in another schema.
     full = _run(target, landing, "--full-refresh", monkeypatch=monkeypatch, schema=FULL)
     assert "publish: fct_sales: copied in full: a full refresh" in full
+    assert "full refresh: the data tests read every line" in full
     assert_same_marts(target, schema)
 
     # Nothing new: the next forced run appends nothing and the tables stay equal.
     again = _run(target, landing, "--force", monkeypatch=monkeypatch, schema=schema)
     assert "publish: fct_sales: appended 0 rows of 0 new load(s)" in again
+    assert "the line-level data tests read the 0 load(s) added since run" in again
     assert_same_marts(target, schema)
 
     # Other cleaning rules reclassify past lines: fct_sales is rebuilt and copied in full, and equals a full
@@ -163,6 +168,7 @@ def test_a_new_month_publishes_the_marts_of_a_full_refresh(
     (lines_before,) = query(target, f"select count(*) from {schema}_marts.fct_sales")[0]
     changed = _run(target, landing, *rules, monkeypatch=monkeypatch, schema=schema)
     assert "publish: fct_sales: copied in full: it was rebuilt with other cleaning rules" in changed, changed
+    assert "vars changed since run" in changed and "the data tests read every line" in changed, changed
     (lines_after,) = query(target, f"select count(*) from {schema}_marts.fct_sales")[0]
     assert 0 < lines_after < lines_before
     _run(target, landing, *rules, "--full-refresh", monkeypatch=monkeypatch, schema=FULL)

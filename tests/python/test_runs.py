@@ -193,3 +193,25 @@ def test_allowed_range_is_the_training_range_widened_by_its_width_never_negative
     allowed = allowed_ranges(manifest, ["gross_revenue", "balance", "constant", "unrecorded"])
     assert allowed == {"gross_revenue": (0.0, 2000.0), "balance": (-150.0, 150.0), "constant": (2.0, 4.0)}
     assert allowed_ranges({}, ["gross_revenue"]) is None
+
+
+def test_the_code_input_covers_every_module_and_the_data_tests() -> None:
+    """A change to any module of the package (a subpackage's too) or to a data test makes the next run run: the
+    code digest reads them all. It once read only the modules beside run_state.py."""
+    from insiders.pipeline.run_state import _code_files
+    from insiders.warehouse import project_dir
+
+    package = Path(__file__).resolve().parents[2] / "python_jobs" / "insiders"
+    read = {path.resolve() for path in _code_files()}
+    modules = {path.resolve() for path in package.rglob("*.py")}
+    assert len(modules) > 30 and modules <= read, sorted(map(str, modules - read))[:5]
+    for expected in (
+        package / "scoring.py",
+        package / "loader" / "parsing.py",
+        package / "pipeline" / "run_state.py",
+        project_dir() / "tests" / "dbt" / "generic" / "unique_combination.sql",
+        project_dir() / "macros" / "tested_loads.sql",
+        project_dir() / "models" / "marts" / "fct_sales.sql",
+        project_dir() / "seeds" / "_seeds.yml",
+    ):
+        assert expected.resolve() in read, expected

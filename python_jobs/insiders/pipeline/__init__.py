@@ -51,6 +51,8 @@ from insiders.errors import InsidersError, PipelineStepError, RunInProgressError
 from insiders.pipeline.processes import RUN_LOCK_KEY, run_child, run_lock
 from insiders.pipeline.run_state import (
     RUN_STATE_TABLE,
+    TESTED_LOADS_ENV,
+    already_tested_loads,
     check_freshness,
     check_nothing_new,
     declared_freshness,
@@ -171,7 +173,7 @@ def dbt_build(selector: str, session: DbtSession, full_refresh: bool = False) ->
     ]
     if full_refresh:
         command.append("--full-refresh")
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {**os.environ, **session.env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     try:
         status = run_child(command, project_dir(), env)
     except FileNotFoundError as exc:
@@ -188,16 +190,26 @@ def stop_when_nothing_new(
     force: bool,
     inputs: dict[str, str],
     log: Callable[[str], None],
+    session: DbtSession | None = None,
+    full_refresh: bool = False,
 ) -> bool:
-    """The run's "check" step: fill ``inputs`` and say whether the run stops here (nothing new, no --force)."""
+    """The run's "check" step: fill ``inputs`` and say whether the run stops here (nothing new, no --force).
+
+    When it goes on, ``session``'s dbt commands get the loads whose lines the last published run tested with the
+    same code and variables (``INSIDERS_TESTED_LOADS``, see :func:`already_tested_loads`), and the log says which.
+    """
     unchanged = [False]
 
     def check() -> str:
         inputs.update(run_inputs(target, run_vars))
         same, message = check_nothing_new(target, inputs)
         if same and force:
-            return "nothing new, but --force: running anyway"
-        unchanged[0] = same
+            message = "nothing new, but --force: running anyway"
+        unchanged[0] = same and not force
+        if session is not None and not unchanged[0]:
+            loads, why = already_tested_loads(target, inputs, full_refresh)
+            session.env[TESTED_LOADS_ENV] = ",".join(loads)
+            log(f"    {why}")
         return message
 
     _step(report, "check", check, log)
@@ -350,7 +362,7 @@ def run(
         _step(report, "freshness", lambda: check_freshness(target, log), log)
         inputs: dict[str, str] = {}
         state: dict[str, str | None] = {"run_id": None}
-        if stop_when_nothing_new(report, target, user_vars, force or full_refresh, inputs, log):
+        if stop_when_nothing_new(report, target, user_vars, force or full_refresh, inputs, log, session, full_refresh):
             return report
         _step(report, "features", features, log)
         if train_if_unpinned:

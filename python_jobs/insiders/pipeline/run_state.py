@@ -18,26 +18,34 @@ from insiders.warehouse import (
 # Run state: what a published run was computed from, so that a run with nothing new does nothing
 # ------------------------------------------------------------------------------------------------------------------
 RUN_STATE_TABLE = tables.RUN_STATE.name
-# What the published answer depends on besides the data and the model: the dbt project and the package's code.
-_CODE_FOLDERS = ("models", "macros", "seeds")
+# What the published answer depends on besides the data and the model: the dbt project (its data tests gate what
+# is published) and the package's code.
+_CODE_FOLDERS = ("models", "macros", "seeds", "tests/dbt")
 _CODE_FILES = ("dbt_project.yml", "selectors.yml")
 
 
-def _code_digest() -> str:
-    """sha256 over the dbt project's models, macros, seeds and configuration, and the package's Python code."""
-    import hashlib
-
+def _code_files() -> list[Path]:
+    """The files of the code digest: the dbt project's models, macros, seeds, data tests and configuration, and
+    every module of the ``insiders`` package, subpackages included."""
     root = project_dir()
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     paths = [root / name for name in _CODE_FILES]
     for folder in _CODE_FOLDERS:
         paths.extend(sorted(p for p in (root / folder).rglob("*") if p.is_file()))
-    paths.extend(sorted(package.glob("*.py")))
+    paths.extend(sorted(package.rglob("*.py")))
+    return [path for path in paths if path.is_file()]
+
+
+def _code_digest() -> str:
+    """sha256 over :func:`_code_files`, each named by its path in the project or the package."""
+    import hashlib
+
+    root = project_dir()
+    package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for path in paths:
-        if path.is_file():
-            name = str(path.relative_to(package.parent) if path.is_relative_to(package) else path.relative_to(root))
-            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in _code_files():
+        name = str(path.relative_to(package.parent) if path.is_relative_to(package) else path.relative_to(root))
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -49,22 +57,9 @@ def run_inputs(target: Target, run_vars: RunVars) -> dict[str, str]:
     its sha256; ``code``: a digest of the dbt project and the package; ``schema``: where it is published;
     ``reader``: the BI reader role publish grants to (another role needs a new publish, and its check).
     """
-    import hashlib
-
     raw = settings.text("INSIDERS_RAW_SCHEMA")
-    loads = f"none in {raw}"
-    with connect(target) as wh:
-        if wh.relation_exists(raw, "load_log"):
-            rows = wh.query(f"select file_sha256, load_id, loaded_at from {raw}.load_log order by loaded_at, load_id")
-            if rows:
-                digest = hashlib.sha256("\n".join(sorted(str(r[0]) for r in rows)).encode()).hexdigest()
-                _, newest_id, newest_at = rows[-1]
-                loads = (
-                    f"{len(rows)} file(s) in {raw}, digest {digest[:16]}, newest load {newest_id} at "
-                    f"{newest_at:%Y-%m-%d %H:%M:%S}"
-                )
     return {
-        "loads": loads,
+        "loads": _loads_summary(_load_log(target, raw), raw),
         "vars": run_vars.canonical(),
         "model": model_input(),
         "value": value_input(),
@@ -72,6 +67,67 @@ def run_inputs(target: Target, run_vars: RunVars) -> dict[str, str]:
         "schema": target.schema,
         "reader": publish.bi_reader_role(),
     }
+
+
+def _load_log(target: Target, raw: str) -> list[tuple]:
+    """The load log's (file_sha256, load_id, loaded_at), oldest first (none when there is no load log)."""
+    with connect(target) as wh:
+        if not wh.relation_exists(raw, "load_log"):
+            return []
+        return wh.query(f"select file_sha256, load_id, loaded_at from {raw}.load_log order by loaded_at, load_id")
+
+
+def _loads_summary(rows: list[tuple], raw: str) -> str:
+    """The ``loads`` input: how many files, a digest of their sha256s and the newest load (see run_inputs)."""
+    import hashlib
+
+    if not rows:
+        return f"none in {raw}"
+    digest = hashlib.sha256("\n".join(sorted(str(r[0]) for r in rows)).encode()).hexdigest()
+    _, newest_id, newest_at = rows[-1]
+    newest = f"newest load {newest_id} at {newest_at:%Y-%m-%d %H:%M:%S}"
+    return f"{len(rows)} file(s) in {raw}, digest {digest[:16]}, {newest}"
+
+
+#: The loads whose lines the line-level data tests may leave out (macros/tested_loads.sql), for dbt only.
+TESTED_LOADS_ENV = "INSIDERS_TESTED_LOADS"
+#: What must be equal to the last published run's for its tests to vouch for its loads' lines in this run.
+_SAME_FOR_TESTED_LOADS = ("code", "vars", "schema")
+
+
+def already_tested_loads(target: Target, inputs: dict[str, str], full_refresh: bool) -> tuple[list[str], str]:
+    """The loads the last published run of this schema tested, when this run's line-level data tests may leave
+    them out, and why (or why not) in words.
+
+    That run's build passed the key and not-null tests over every line of those loads. Its dbt project, package
+    code and variables (``inputs``' code, vars and schema) equal this run's, so the models' SQL and the cleaning
+    rules are the same; a load's lines are never rewritten (the loader adds new loads only) and the incremental
+    models keep the rows they built for a load until the cleaning rules change. Testing those lines again would
+    count the same rows with the same SQL. The loads are the load log's oldest ones whose summary (number, digest
+    of the files' sha256s, newest load) equals that run's ``loads`` input: a load removed since, or any other
+    change to the log, matches no prefix and every line is tested. So is it on a full refresh, on a first run,
+    and after any change of a model, seed, macro or variable.
+    """
+    if full_refresh:
+        return [], "full refresh: the data tests read every line"
+    previous = previous_run_inputs(target)
+    if previous is None:
+        return [], "no published run in this schema: the data tests read every line"
+    run_id, _, before = previous
+    changed = [name for name in _SAME_FOR_TESTED_LOADS if before.get(name) != inputs.get(name)]
+    if changed:
+        return [], f"{' and '.join(changed)} changed since run {run_id}: the data tests read every line"
+    raw = settings.text("INSIDERS_RAW_SCHEMA")
+    rows = _load_log(target, raw)
+    for end in range(len(rows), 0, -1):
+        if _loads_summary(rows[:end], raw) == before.get("loads"):
+            loads = [str(row[1]) for row in rows[:end]]
+            new = len(rows) - end
+            return loads, (
+                f"the line-level data tests read the {new} load(s) added since run {run_id}, which tested the other "
+                f"{len(loads)} with the same code and variables"
+            )
+    return [], f"the load log is not the one of run {run_id} plus new loads: the data tests read every line"
 
 
 def model_input() -> str:
