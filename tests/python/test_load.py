@@ -437,6 +437,42 @@ def test_duplicates_inside_one_file_are_kept_and_counted_per_copy(target: Target
     assert query(target, "select count(*) from raw.transactions where invoice_no = '540000'") == [(3,)]
 
 
+def _line(invoice: int, when: str) -> str:
+    return f"{invoice},22138,BAKING SET 9 PIECE RETROSPOT,3,{when},4.95,12680,France"
+
+
+#: Lines delivered before: three invoices of January.
+EARLIER = [_line(540001, "1/13/2011 10:00"), _line(540002, "1/20/2011 10:00"), _line(540003, "1/25/2011 10:00")]
+#: A later file: its first and its last line (by invoice time) were delivered before; one line is new; one has
+#: an earlier invoice's number and everything else but its time, which is inside this file's window: it is new.
+LATER = [
+    _line(540001, "1/13/2011 10:00"),
+    _line(540004, "1/15/2011 10:00"),
+    _line(540003, "1/19/2011 10:00"),
+    _line(540002, "1/20/2011 10:00"),
+]
+
+
+def test_lines_delivered_before_are_found_at_the_edges_of_the_new_file_s_time_window(
+    target: Target, tmp_path: Path
+) -> None:
+    """Earlier lines are read from the new file's first to its last invoice time only (the time is in the key):
+    a repeated line at either edge is still skipped, and a line differing only by its time is still new."""
+    load(target, write_csv(tmp_path / "earlier.csv", EARLIER))
+    result = load(target, write_csv(tmp_path / "later.csv", LATER))
+    assert (result.lines_read, result.lines_loaded, result.lines_skipped) == (4, 2, 2)
+    assert query(
+        target,
+        "select invoice_no, cast(invoice_date as date), count(*) from raw.transactions group by 1, 2 order by 1, 2",
+    ) == [
+        ("540001", dt.date(2011, 1, 13), 1),
+        ("540002", dt.date(2011, 1, 20), 1),
+        ("540003", dt.date(2011, 1, 19), 1),
+        ("540003", dt.date(2011, 1, 25), 1),
+        ("540004", dt.date(2011, 1, 15), 1),
+    ]
+
+
 def test_a_csv_and_an_excel_copy_of_the_same_data_load_once(target: Target, tmp_path: Path) -> None:
     import openpyxl
 

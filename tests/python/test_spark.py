@@ -425,3 +425,26 @@ def test_the_real_file_gives_the_same_customers_and_features_as_duckdb(real_data
     local = real_features.copy()
     spark = spark[local.columns]
     _assert_same_values(local, spark, "customer_id")
+
+
+def test_lines_delivered_before_are_skipped_at_the_edges_of_the_new_file_s_time_window(tmp_path):
+    """On Spark too, earlier lines are read within the new file's invoice times (literals in the session's time
+    zone): a repeated line at either edge is skipped, a line differing only by its time is new."""
+    from test_load import EARLIER, LATER, write_csv
+
+    env = _env(tmp_path)
+    _insiders(env, "load", str(write_csv(tmp_path / "earlier.csv", EARLIER)), "--target", "spark")
+    later = _insiders(env, "load", str(write_csv(tmp_path / "later.csv", LATER)), "--target", "spark")
+    assert "4 lines read, 2 loaded, 0 rejected, 2 skipped" in later.stdout, later.stdout
+    lines = _spark_frames(
+        env,
+        tmp_path / "lines",
+        lines="select invoice_no, cast(invoice_date as string) as invoiced from raw.transactions order by 1, 2",
+    )["lines"]
+    assert list(lines.itertuples(index=False, name=None)) == [
+        ("540001", "2011-01-13 10:00:00"),
+        ("540002", "2011-01-20 10:00:00"),
+        ("540003", "2011-01-19 10:00:00"),
+        ("540003", "2011-01-25 10:00:00"),
+        ("540004", "2011-01-15 10:00:00"),
+    ]

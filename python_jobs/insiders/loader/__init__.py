@@ -134,13 +134,18 @@ def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
     Copies count: a line present twice in this file and once before keeps one copy, so duplicates inside one
     file stay as the file has them. Runs inside the load's transaction. Only the invoices both this load and
     earlier ones hold are numbered copy by copy, so the memory and time it takes follow the overlap, not the
-    size of the file.
+    size of the file. Earlier lines are read only from this load's first to its last invoice time: the invoice
+    time is part of the key, so no line outside that window can match, and DuckDB skips the stored row groups
+    outside it by their min/max (a new month on top of x100: 0.04 s instead of 9-14 s reading every earlier line).
     """
     earlier_lines = f"select 1 from {schema}.transactions where load_id <> %s limit 1"
     if not wh.query(earlier_lines, [load_id]):
         return 0  # the first load: nothing to compare with (and no window over every line of a large file)
-    fresh = f"select count(*) from {schema}.transactions where load_id = %s"
-    before = wh.query(fresh, [load_id])[0][0]
+    fresh = f"select count(*), min(invoice_date), max(invoice_date) from {schema}.transactions where load_id = %s"
+    before, first, last = wh.query(fresh, [load_id])[0]
+    if not before:
+        return 0
+    window = [first, last]
     wh.execute(
         f"""
         delete from {schema}.transactions
@@ -153,7 +158,11 @@ def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
                     row_number() over (partition by {tables.LINE_KEY} order by line_number) as copy_number
                 from {schema}.transactions
                 where load_id = %s
-                    and invoice_no in (select invoice_no from {schema}.transactions where load_id <> %s)
+                    and invoice_no in (
+                        select invoice_no
+                        from {schema}.transactions
+                        where load_id <> %s and invoice_date between %s and %s
+                    )
             ) as fresh
             inner join (
                 select
@@ -162,13 +171,14 @@ def skip_lines_loaded_before(wh: Warehouse, schema: str, load_id: str) -> int:
                     count(*) as copies
                 from {schema}.transactions
                 where load_id <> %s
+                    and invoice_date between %s and %s
                     and invoice_no in (select invoice_no from {schema}.transactions where load_id = %s)
                 group by {tables.LINE_KEY}
             ) as earlier
                 on {tables.line_key_matches("fresh", "earlier")}
             where fresh.copy_number <= earlier.copies
         )""",
-        [load_id, load_id, load_id, load_id, load_id],
+        [load_id, load_id, load_id, *window, load_id, *window, load_id],
     )
     return before - wh.query(fresh, [load_id])[0][0]
 

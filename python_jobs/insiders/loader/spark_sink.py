@@ -123,6 +123,13 @@ class SparkSink:
         staged = self._staged()
         staged.createOrReplaceTempView(_STAGED_VIEW)
         held = self.wh.qualified(self._table("transactions"))
+        # Earlier lines only from this load's first to its last invoice time (part of the key), as literals, so
+        # that Parquet's row-group statistics skip the rest (see loader.skip_lines_loaded_before). Read as text in
+        # the session's time zone and written back as literals in it: no trip through Python's local time.
+        first, last = self.wh.conn.sql(
+            f"select cast(min(invoice_date) as string), cast(max(invoice_date) as string) from {_STAGED_VIEW}"
+        ).first()
+        window = f"invoice_date between timestamp '{first}' and timestamp '{last}'" if first is not None else "1 = 0"
         kept = self.wh.conn.sql(
             f"""
             with fresh as (
@@ -138,7 +145,7 @@ class SparkSink:
                     coalesce(customer_id, -1) as customer_key,
                     count(*) as copies
                 from {held}
-                where invoice_no in (select invoice_no from {_STAGED_VIEW})
+                where {window} and invoice_no in (select invoice_no from {_STAGED_VIEW})
                 group by {tables.LINE_KEY}
             )
             select fresh.*
