@@ -16,8 +16,8 @@ from conftest import _DBT_SCRATCH, connect, dbt_test, execute
 
 from insiders.warehouse import Target
 
-SALES_KEY_TEST = "unique_combination_int_sales__cleaned_load_id__line_number"
-RAW_KEY_TEST = "source_unique_combination_online_retail_transactions_load_id__line_number"
+SALES_KEY_TEST = "unique_combination_int_sales__cleaned_load_id__line_number__load_id"
+RAW_KEY_TEST = "source_unique_combination_online_retail_transactions_load_id__line_number__load_id"
 PROVEN = "proven by the database's key"
 
 
