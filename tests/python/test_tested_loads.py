@@ -21,7 +21,7 @@ from conftest import execute, query, run_cli, run_dbt
 from test_incremental import load, load_ids, split_by_day
 
 from insiders import tables
-from insiders.pipeline.run_state import already_tested_loads, record_run_inputs, run_inputs
+from insiders.pipeline.run_state import already_tested_loads, previous_run_inputs, record_run_inputs, run_inputs
 from insiders.pipeline.run_vars import RunVars
 from insiders.warehouse import Target, connect, load_target
 
@@ -98,30 +98,30 @@ def test_the_tested_loads_are_the_last_published_run_s_when_only_loads_were_adde
     def now() -> dict[str, str]:
         return run_inputs(target, same)
 
-    assert already_tested_loads(target, now(), full_refresh=False) == (
+    assert already_tested_loads(target, now(), False, previous_run_inputs(target)) == (
         [],
         "no published run in this schema: the data tests read every line",
     )
     record_run_inputs(target, "run-1", now())
-    loads, why = already_tested_loads(target, now(), full_refresh=False)
+    loads, why = already_tested_loads(target, now(), False, previous_run_inputs(target))
     assert loads == ["a", "b"] and "read the 0 load(s) added since run run-1" in why, why
 
     # A new month: the two loads of run-1 are left out, the new one is read.
     _log_a_load(target, "c", "3" * 64, start + dt.timedelta(days=62))
-    loads, why = already_tested_loads(target, now(), full_refresh=False)
+    loads, why = already_tested_loads(target, now(), False, previous_run_inputs(target))
     assert loads == ["a", "b"] and "read the 1 load(s) added since run run-1, which tested the other 2" in why, why
 
     # Anything else that changed means every line is read.
-    assert already_tested_loads(target, now(), full_refresh=True) == (
+    assert already_tested_loads(target, now(), True, previous_run_inputs(target)) == (
         [],
         "full refresh: the data tests read every line",
     )
     for name in ("code", "vars"):
-        loads, why = already_tested_loads(target, {**now(), name: "other"}, full_refresh=False)
+        loads, why = already_tested_loads(target, {**now(), name: "other"}, False, previous_run_inputs(target))
         assert loads == [] and why.startswith(f"{name} changed since run run-1"), why
     # A load of run-1 removed from the log since (and one added): no prefix of the log is run-1's loads.
     execute(target, "delete from raw.load_log where load_id = 'a'")
-    loads, why = already_tested_loads(target, now(), full_refresh=False)
+    loads, why = already_tested_loads(target, now(), False, previous_run_inputs(target))
     assert loads == [] and "not the one of run run-1 plus new loads" in why, why
     assert query(target, "select count(*) from raw.load_log") == [(2,)]
 

@@ -57,6 +57,7 @@ from insiders.pipeline.run_state import (
     check_nothing_new,
     declared_freshness,
     model_input,
+    previous_run_inputs,
     record_run_inputs,
     run_inputs,
     value_input,
@@ -202,12 +203,13 @@ def stop_when_nothing_new(
 
     def check() -> str:
         inputs.update(run_inputs(target, run_vars))
-        same, message = check_nothing_new(target, inputs)
+        previous = previous_run_inputs(target)  # read once, for both questions below
+        same, message = check_nothing_new(target, inputs, previous)
         if same and force:
             message = "nothing new, but --force: running anyway"
         unchanged[0] = same and not force
         if session is not None and not unchanged[0]:
-            loads, why = already_tested_loads(target, inputs, full_refresh)
+            loads, why = already_tested_loads(target, inputs, full_refresh, previous)
             session.env[TESTED_LOADS_ENV] = ",".join(loads)
             log(f"    {why}")
         return message

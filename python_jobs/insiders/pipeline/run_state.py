@@ -22,17 +22,17 @@ RUN_STATE_TABLE = tables.RUN_STATE.name
 # is published) and the package's code.
 _CODE_FOLDERS = ("models", "macros", "seeds", "tests/dbt")
 _CODE_FILES = ("dbt_project.yml", "selectors.yml")
+_PACKAGE = Path(__file__).resolve().parents[1]  # the insiders package
 
 
 def _code_files() -> list[Path]:
     """The files of the code digest: the dbt project's models, macros, seeds, data tests and configuration, and
     every module of the ``insiders`` package, subpackages included."""
     root = project_dir()
-    package = Path(__file__).resolve().parents[1]
     paths = [root / name for name in _CODE_FILES]
     for folder in _CODE_FOLDERS:
         paths.extend(sorted(p for p in (root / folder).rglob("*") if p.is_file()))
-    paths.extend(sorted(package.rglob("*.py")))
+    paths.extend(sorted(_PACKAGE.rglob("*.py")))
     return [path for path in paths if path.is_file()]
 
 
@@ -41,10 +41,9 @@ def _code_digest() -> str:
     import hashlib
 
     root = project_dir()
-    package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for path in _code_files():
-        name = str(path.relative_to(package.parent) if path.is_relative_to(package) else path.relative_to(root))
+        name = str(path.relative_to(_PACKAGE.parent) if path.is_relative_to(_PACKAGE) else path.relative_to(root))
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -95,7 +94,9 @@ TESTED_LOADS_ENV = "INSIDERS_TESTED_LOADS"
 _SAME_FOR_TESTED_LOADS = ("code", "vars", "schema")
 
 
-def already_tested_loads(target: Target, inputs: dict[str, str], full_refresh: bool) -> tuple[list[str], str]:
+def already_tested_loads(
+    target: Target, inputs: dict[str, str], full_refresh: bool, previous: tuple[str, str, dict[str, str]] | None
+) -> tuple[list[str], str]:
     """The loads the last published run of this schema tested, when this run's line-level data tests may leave
     them out, and why (or why not) in words.
 
@@ -110,7 +111,6 @@ def already_tested_loads(target: Target, inputs: dict[str, str], full_refresh: b
     """
     if full_refresh:
         return [], "full refresh: the data tests read every line"
-    previous = previous_run_inputs(target)
     if previous is None:
         return [], "no published run in this schema: the data tests read every line"
     run_id, _, before = previous
@@ -197,9 +197,11 @@ def _utc_now():
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def check_nothing_new(target: Target, inputs: dict[str, str]) -> tuple[bool, str]:
-    """Whether the last published run of this schema had exactly these inputs, and what was compared."""
-    previous = previous_run_inputs(target)
+def check_nothing_new(
+    target: Target, inputs: dict[str, str], previous: tuple[str, str, dict[str, str]] | None
+) -> tuple[bool, str]:
+    """Whether the last published run of this schema (``previous``, from :func:`previous_run_inputs`) had
+    exactly these inputs, and what was compared."""
     if previous is None:
         return False, "no published run recorded in this schema: running"
     run_id, published_at, before = previous
